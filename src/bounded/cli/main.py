@@ -1,0 +1,149 @@
+"""``bounded`` command line: serve, config check, keys, models."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bounded.config.loader import ConfigError, load_config
+from bounded.config.schema import BoundedConfig
+
+app = typer.Typer(help="bounded: a control plane for AI features.", no_args_is_help=True,
+                  add_completion=False)
+config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke virtual API keys.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = typer.Option(Path("bounded.yaml"), "--config", "-c", envvar="BOUNDED_CONFIG",
+                            help="path to bounded.yaml")
+
+
+def _load(path: Path) -> BoundedConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err.print(f"[bold red]config error[/] in {exc.source}:")
+        for problem in exc.problems:
+            err.print(f"  [red]✗[/] [bold]{problem.path or '<root>'}[/]: {problem.message}")
+            if problem.hint:
+                err.print(f"      [dim]hint:[/] {problem.hint}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: Path = ConfigOption,
+    host: str | None = typer.Option(None, help="bind address (default: server.host)"),
+    port: int | None = typer.Option(None, help="port (default: server.port)"),
+) -> None:
+    """Serve the OpenAI-compatible gateway."""
+    from bounded.gateway.server import serve as run
+
+    _load(config)  # fail with the friendly listing before anything starts
+    run(config, host, port)
+
+
+@config_app.command("check")
+def config_check(config: Path = ConfigOption) -> None:
+    """Validate bounded.yaml and explain every problem with its path and a hint."""
+    cfg = _load(config)
+    out.print(f"[green]✓[/] {config}: {len(cfg.providers)} provider(s), "
+              f"{len(cfg.models)} model(s), {len(cfg.features)} feature(s)")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Argument(..., help="a label for the key, e.g. the service using it"),
+    feature: list[str] = typer.Option([], "--feature", "-f", help="allowed feature or model; repeat"),
+    team: list[str] = typer.Option([], "--team", "-t", help="allowed team (features it owns)"),
+    expires_in_days: float | None = typer.Option(None, "--expires-in-days", min=0),
+    config: Path = ConfigOption,
+) -> None:
+    """Create a key; the plaintext is printed once and stored only as a hash."""
+    from bounded.gateway.server import open_keys
+
+    cfg = _load(config)
+    unknown = [f for f in feature if f != "*" and f not in cfg.features and f not in cfg.models]
+    if unknown:
+        err.print(f"[red]unknown feature or model:[/] {', '.join(unknown)}")
+        raise typer.Exit(2)
+    expires = time.time() + expires_in_days * 86400 if expires_in_days else None
+    # No scope given: the key may call every feature and model.
+    features = feature or ([] if team else ["*"])
+    record, plaintext = open_keys(cfg).create(name, features=features, teams=team,
+                                              expires_at=expires)
+    out.print(f"created key [bold]{record.id}[/] ({name}); copy it now, it is not shown again:")
+    out.print(plaintext, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(config: Path = ConfigOption) -> None:
+    """List keys (hints only, never the key)."""
+    from bounded.gateway.server import open_keys
+
+    records = open_keys(_load(config)).list()
+    table = Table("id", "name", "key", "features", "teams", "created", "expires", "status")
+    now = time.time()
+    for r in records:
+        status = "revoked" if r.revoked_at else ("expired" if not r.active(now) else "active")
+        table.add_row(r.id, r.name, r.hint, ", ".join(r.features) or "-",
+                      ", ".join(r.teams) or "-", _when(r.created_at), _when(r.expires_at), status)
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: str = typer.Argument(..., help="key id or name"),
+                config: Path = ConfigOption) -> None:
+    """Revoke a key; the running gateway refuses it from its next request."""
+    from bounded.gateway.server import open_keys
+
+    if not open_keys(_load(config)).revoke(key):
+        err.print(f"[red]no active key with id or name {key!r}[/]")
+        raise typer.Exit(1)
+    out.print(f"revoked {key}")
+
+
+@app.command()
+def models(
+    config: Path = ConfigOption,
+    url: str | None = typer.Option(None, help="a running gateway, for live breaker state"),
+) -> None:
+    """What is configured: features, models, routes, prices and breaker state."""
+    cfg = _load(config)
+    breakers = _live_breakers(url) if url else {}
+    table = Table("model", "provider", "upstream name", "kind", "context", "$/M in", "$/M out",
+                  "breaker")
+    for name, m in cfg.models.items():
+        state = breakers.get(name, {}).get("state", "closed" if not url else "?")
+        table.add_row(name, m.provider, m.model, m.kind, str(m.context_window or "-"),
+                      str(m.price.input), str(m.price.output), str(state))
+    out.print(table)
+    features = Table("feature", "owner", "risk", "strategy", "targets")
+    for name, f in cfg.features.items():
+        features.add_row(name, f.owner, f.risk_tier, f.route.strategy, " → ".join(f.route.targets))
+    out.print(features)
+
+
+def _live_breakers(url: str) -> dict[str, dict[str, object]]:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url.rstrip("/") + "/readyz", timeout=5) as resp:
+        return json.load(resp).get("breakers", {})
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def main() -> None:
+    app()

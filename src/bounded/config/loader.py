@@ -1,0 +1,175 @@
+"""Load ``bounded.yaml``: YAML, then ``${ENV}`` interpolation, then the schema, then references.
+
+Every problem comes back as a :class:`Problem` with the YAML path, what is wrong and a hint,
+so ``bounded config check`` can list all of them at once instead of the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from bounded.config.schema import BoundedConfig
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.path or '<root>'}: {self.message}"
+        return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+
+class ConfigError(Exception):
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> BoundedConfig:
+    """Read, interpolate and validate a config file; raise ConfigError listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            source, [Problem("", "file not found", "pass --config PATH or create bounded.yaml")]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [Problem("", f"cannot read file: {exc}")]) from None
+    return parse_config(text, source=source, env=os.environ if env is None else env)
+
+
+def parse_config(text: str, *, source: str = "<string>", env: Mapping[str, str]) -> BoundedConfig:
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise ConfigError(
+            source, [Problem("", f"invalid YAML at {where}: {getattr(exc, 'problem', exc)}")]
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [Problem("", "top level must be a mapping of sections")])
+    problems: list[Problem] = []
+    data = _interpolate(raw, "", env, problems)
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        config = BoundedConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_problem_from(err) for err in exc.errors()]) from None
+    problems = check_references(config)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _interpolate(node: Any, path: str, env: Mapping[str, str], problems: list[Problem]) -> Any:
+    if isinstance(node, dict):
+        return {k: _interpolate(v, _join(path, str(k)), env, problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, f"{path}[{i}]", env, problems) for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        problems.append(
+            Problem(path, f"environment variable {name} is not set",
+                    f"export {name}=... or write ${{{name}:-default}}")
+        )
+        return ""
+
+    return _ENV.sub(replace, node)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _problem_from(err: Any) -> Problem:
+    loc = [str(p) for p in err["loc"]]
+    path = ""
+    for part in loc:
+        path = f"{path}[{part}]" if part.isdigit() else _join(path, part)
+    kind = err["type"]
+    hint = ""
+    if kind == "extra_forbidden":
+        hint = _suggest(loc)
+        return Problem(path, "unknown key", hint)
+    if kind == "missing":
+        return Problem(path, "required key is missing")
+    return Problem(path, err["msg"], hint)
+
+
+def _suggest(loc: list[str]) -> str:
+    """Name the keys allowed where an unknown one was found, closest first."""
+    model: type[BaseModel] | None = BoundedConfig
+    for part in loc[:-1]:
+        if model is None:
+            break
+        field = model.model_fields.get(part)
+        model = _model_of(field.annotation) if field else None
+    if model is None:
+        return ""
+    allowed = list(model.model_fields)
+    close = difflib.get_close_matches(loc[-1], allowed, n=1)
+    prefix = f"did you mean {close[0]!r}? " if close else ""
+    return f"{prefix}allowed: {', '.join(allowed)}"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def check_references(config: BoundedConfig) -> list[Problem]:
+    """Cross-references pydantic cannot see: providers, models and features by name."""
+    problems: list[Problem] = []
+    providers = ", ".join(sorted(config.providers)) or "none"
+    models = ", ".join(sorted(config.models)) or "none"
+    for name, model in config.models.items():
+        if model.provider not in config.providers:
+            problems.append(Problem(f"models.{name}.provider",
+                                    f"unknown provider {model.provider!r}",
+                                    f"defined providers: {providers}"))
+    for name, feature in config.features.items():
+        if name in config.models:
+            problems.append(Problem(f"features.{name}", "a model has the same name",
+                                    "feature and model names share one namespace"))
+        for i, target in enumerate(feature.route.targets):
+            path = f"features.{name}.route.targets[{i}]"
+            if target not in config.models:
+                close = difflib.get_close_matches(target, list(config.models), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                problems.append(Problem(path, f"unknown model {target!r}",
+                                        f"{hint}defined models: {models}"))
+            elif config.models[target].kind != "chat":
+                problems.append(Problem(path, f"{target!r} is an embedding model",
+                                        "route chat features to chat models"))
+    return problems

