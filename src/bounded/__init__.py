@@ -1,0 +1,3 @@
+"""bounded: a control plane for AI features."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from bounded.cli.main import main
+
+main()
