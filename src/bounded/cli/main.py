@@ -20,8 +20,8 @@ keys_app = typer.Typer(help="Create, list and revoke virtual API keys.", no_args
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = typer.Option(Path("bounded.yaml"), "--config", "-c", envvar="BOUNDED_CONFIG",
                             help="path to bounded.yaml")

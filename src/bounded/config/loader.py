@@ -126,10 +126,10 @@ def _suggest(loc: list[str]) -> str:
     """Name the keys allowed where an unknown one was found, closest first."""
     model: type[BaseModel] | None = BoundedConfig
     for part in loc[:-1]:
-        if model is None:
-            break
-        field = model.model_fields.get(part)
-        model = _model_of(field.annotation) if field else None
+        field = model.model_fields.get(part) if model else None
+        if field is not None:
+            model = _model_of(field.annotation)
+        # else: a dict key or list index; the value's model is the one we already have
     if model is None:
         return ""
     allowed = list(model.model_fields)

@@ -119,7 +119,7 @@ class Gateway:
         runtime = self.runtime
         runtime.in_flight += 1
         handed_off = False
-        trace: RouteTrace | None = None
+        trace = RouteTrace()
         try:
             principal = self._authenticate(request)
             body = parse_json_object(await _read_body(request, runtime))
@@ -133,15 +133,14 @@ class Gateway:
                 upstream["stream_options"] = {
                     **(body.get("stream_options") or {}), "include_usage": True
                 }
-                routed = await runtime.router.stream(target.route, upstream)
-                trace = routed.trace
+                routed = await runtime.router.stream(target.route, upstream, trace)
                 handed_off = True
                 return StreamingResponse(
                     self._sse(runtime, routed.chunks, wants_usage),
                     media_type="text/event-stream",
                     headers={**_headers(trace_id, trace), "cache-control": "no-cache"},
                 )
-            response, trace = await runtime.router.complete(target.route, upstream)
+            response, _ = await runtime.router.complete(target.route, upstream, trace)
             return Response(orjson.dumps(response), media_type=JSON,
                             headers=_headers(trace_id, trace))
         except BoundedError as exc:
@@ -266,7 +265,7 @@ async def _read_body(request: Request, runtime: Runtime) -> bytes:
 
 def _headers(trace_id: str, trace: RouteTrace | None) -> dict[str, str]:
     headers = {"x-bounded-trace-id": trace_id}
-    if trace is not None:
+    if trace is not None and trace.attempts:
         headers["x-bounded-attempts"] = str(trace.attempts)
         if trace.deployment:
             headers["x-bounded-route"] = trace.deployment
@@ -303,10 +302,12 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return Response(orjson.dumps(body), status_code=500, media_type=JSON)
 
 
-def _mtime(path: Path | None) -> float | None:
+def _mtime(path: Path | None) -> tuple[int, int] | None:
+    """Modification time and size: an edit within the same clock tick still shows."""
     if path is None:
         return None
     try:
-        return path.stat().st_mtime
+        stat = path.stat()
     except OSError:
         return None
+    return stat.st_mtime_ns, stat.st_size

@@ -73,8 +73,11 @@ class Router:
         ordered = STRATEGIES[route.strategy](candidates, self.stats, self._rng)
         return [self.deployments[c.name] for c in ordered]
 
-    async def complete(self, route: RouteConfig, body: Json) -> tuple[Json, RouteTrace]:
-        trace = RouteTrace()
+    async def complete(
+        self, route: RouteConfig, body: Json, trace: RouteTrace | None = None
+    ) -> tuple[Json, RouteTrace]:
+        """Route one request. Pass ``trace`` to still see the attempts when it raises."""
+        trace = trace if trace is not None else RouteTrace()
 
         async def attempt(dep: Deployment, timeout: float) -> Json:
             request = ChatRequest({**body, "model": dep.model.model}, timeout_s=timeout)
@@ -85,8 +88,10 @@ class Router:
         response["model"] = body.get("model", response.get("model"))
         return response, trace
 
-    async def stream(self, route: RouteConfig, body: Json) -> RoutedStream:
-        trace = RouteTrace()
+    async def stream(
+        self, route: RouteConfig, body: Json, trace: RouteTrace | None = None
+    ) -> RoutedStream:
+        trace = trace if trace is not None else RouteTrace()
         alias = str(body.get("model", ""))
 
         async def attempt(dep: Deployment, timeout: float) -> AsyncIterator[Json]:
