@@ -18,8 +18,8 @@ import yaml
 from bounded.config.loader import parse_config
 from bounded.config.schema import BoundedConfig
 from bounded.gateway.app import Gateway
-from bounded.store.keys import MIGRATIONS, KeyRepository
-from bounded.store.sqlite import connect
+from bounded.store.db import Database
+from bounded.store.keys import KeyRepository
 
 ADMIN_KEY = "test-admin-key-0123456789"
 
@@ -62,17 +62,24 @@ def store_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def keys(store_url: str) -> KeyRepository:
-    return KeyRepository(connect(store_url, MIGRATIONS))
+def db(store_url: str) -> Iterator[Database]:
+    database = Database.open(store_url)
+    yield database
+    database.close()
 
 
 @pytest.fixture
-def gateway_factory(store_url: str, keys: KeyRepository):  # type: ignore[no-untyped-def]
+def keys(db: Database) -> KeyRepository:
+    return KeyRepository(db)
+
+
+@pytest.fixture
+def gateway_factory(db: Database, store_url: str):  # type: ignore[no-untyped-def]
     """Build a Gateway from a config dict (admin key: ADMIN_KEY) and serve it for real."""
 
     @contextlib.contextmanager
     def start(data: dict[str, Any], **kw: Any) -> Iterator[tuple[str, Gateway]]:
-        gateway = Gateway(make_config(data, store_url), keys=keys, admin_key=ADMIN_KEY, **kw)
+        gateway = Gateway(make_config(data, store_url), db=db, admin_key=ADMIN_KEY, **kw)
         with serve_in_thread(gateway.app()) as url:
             yield url, gateway
 

@@ -25,6 +25,7 @@ Vendor and HTTP-client exceptions become these in exactly one place per provider
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 
@@ -101,11 +102,12 @@ class TooManyRequests(ClientError):
     def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None):
         super().__init__(message, code=code)
         self.retry_after = retry_after
+        self.extra_headers: dict[str, str] = {}
 
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:
-            return {}
-        return {"retry-after": str(max(1, round(self.retry_after)))}
+            return dict(self.extra_headers)
+        return {**self.extra_headers, "retry-after": str(max(1, math.ceil(self.retry_after)))}
 
 
 class ProviderError(BoundedError):
@@ -124,7 +126,7 @@ class ProviderError(BoundedError):
         upstream_status: int | None = None,
         code: str | None = None,
     ):
-        super().__init__(message, code=code or self.kind)
+        super().__init__(message, code=code or self.default_code or self.kind)
         self.deployment = deployment
         self.upstream_status = upstream_status
 

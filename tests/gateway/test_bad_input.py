@@ -24,12 +24,11 @@ GOOD = {"model": "f", "messages": [{"role": "user", "content": "hi"}]}
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     from bounded.gateway.app import Gateway
-    from bounded.store.keys import MIGRATIONS, KeyRepository
-    from bounded.store.sqlite import connect
+    from bounded.store.db import Database
     from tests.conftest import make_config, serve_in_thread
 
     url = f"sqlite:///{tmp_path_factory.mktemp('bad') / 'b.db'}"
-    gateway = Gateway(make_config(CONFIG, url), keys=KeyRepository(connect(url, MIGRATIONS)),
+    gateway = Gateway(make_config(CONFIG, url), db=Database.open(url),
                       admin_key=ADMIN_KEY)
     with serve_in_thread(gateway.app()) as base, httpx.Client(base_url=base) as http:
         yield http

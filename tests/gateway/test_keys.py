@@ -10,8 +10,8 @@ import pytest
 
 from bounded.errors import Unauthenticated
 from bounded.gateway.auth import Authenticator
-from bounded.store.keys import MIGRATIONS, KeyRepository, hash_key
-from bounded.store.sqlite import connect
+from bounded.store.db import Database
+from bounded.store.keys import KeyRepository, hash_key
 
 CONFIG: dict[str, Any] = {
     "providers": {"up": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
@@ -31,7 +31,7 @@ def call(base: str, key: str, model: str) -> httpx.Response:
 
 def test_keys_are_stored_only_as_hashes(keys: KeyRepository, store_url: str) -> None:
     _, plaintext = keys.create("svc")
-    raw = connect(store_url, MIGRATIONS).execute("SELECT * FROM api_keys").fetchall()
+    raw = Database.open(store_url).execute("SELECT * FROM api_keys")
     assert plaintext not in repr([tuple(r) for r in raw])
     assert raw[0]["key_hash"] == hash_key(plaintext)
 
@@ -66,7 +66,7 @@ def test_revocation_from_another_connection_applies_on_the_next_request(
     with gateway_factory(CONFIG) as (base, _):
         assert call(base, key, "support").status_code == 502
         # As `bounded keys revoke` does from another process: its own connection.
-        assert KeyRepository(connect(store_url, MIGRATIONS)).revoke(record.id)
+        assert KeyRepository(Database.open(store_url)).revoke(record.id)
         resp = call(base, key, "support")
         assert resp.status_code == 401
         assert "revoked" in resp.json()["error"]["message"]

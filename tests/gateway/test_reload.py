@@ -10,7 +10,7 @@ import httpx
 import yaml
 
 from bounded.gateway.app import Gateway
-from bounded.store.keys import KeyRepository
+from bounded.store.db import Database
 from tests.conftest import ADMIN_KEY, make_config, serve_in_thread
 
 BASE: dict[str, Any] = {
@@ -38,11 +38,11 @@ def status_of(base: str, model: str) -> int:
 
 
 def test_edit_adds_a_feature_and_a_broken_edit_keeps_the_old_config(
-    tmp_path: Path, store_url: str, keys: KeyRepository
+    tmp_path: Path, store_url: str, db: Database
 ) -> None:
     path = tmp_path / "bounded.yaml"
     write(path, BASE, store_url)
-    gateway = Gateway(make_config(BASE, store_url), keys=keys, admin_key=ADMIN_KEY,
+    gateway = Gateway(make_config(BASE, store_url), db=db, admin_key=ADMIN_KEY,
                       config_path=path, reload_interval_s=0.05)
     with serve_in_thread(gateway.app()) as base:
         assert status_of(base, "g") == 404

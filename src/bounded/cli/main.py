@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bounded.config.loader import ConfigError, load_config
-from bounded.config.schema import BoundedConfig
+from bounded.config.schema import BoundedConfig, ModelConfig
 
 app = typer.Typer(help="bounded: a control plane for AI features.", no_args_is_help=True,
                   add_completion=False)
@@ -121,16 +121,23 @@ def models(
     cfg = _load(config)
     breakers = _live_breakers(url) if url else {}
     table = Table("model", "provider", "upstream name", "kind", "context", "$/M in", "$/M out",
-                  "breaker")
+                  "price from", "breaker")
     for name, m in cfg.models.items():
         state = breakers.get(name, {}).get("state", "closed" if not url else "?")
         table.add_row(name, m.provider, m.model, m.kind, str(m.context_window or "-"),
-                      str(m.price.input), str(m.price.output), str(state))
+                      *_price_cells(m), str(state))
     out.print(table)
     features = Table("feature", "owner", "risk", "strategy", "targets")
     for name, f in cfg.features.items():
         features.add_row(name, f.owner, f.risk_tier, f.route.strategy, " → ".join(f.route.targets))
     out.print(features)
+
+
+def _price_cells(model: ModelConfig) -> tuple[str, str, str]:
+    from bounded.economics.prices import price_for
+
+    quote = price_for(model.model, model.price)
+    return str(quote.price.input), str(quote.price.output), quote.source
 
 
 def _live_breakers(url: str) -> dict[str, dict[str, object]]:

@@ -66,15 +66,15 @@ def parse_config(text: str, *, source: str = "<string>", env: Mapping[str, str])
         ) from None
     if not isinstance(raw, dict):
         raise ConfigError(source, [Problem("", "top level must be a mapping of sections")])
+    # Every phase runs even when an earlier one found problems, so one run lists them all.
     problems: list[Problem] = []
     data = _interpolate(raw, "", env, problems)
-    if problems:
-        raise ConfigError(source, problems)
     try:
         config = BoundedConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_problem_from(err) for err in exc.errors()]) from None
-    problems = check_references(config)
+        problems += [_problem_from(err) for err in exc.errors()]
+        raise ConfigError(source, problems + _raw_references(data)) from None
+    problems += check_references(config)
     if problems:
         raise ConfigError(source, problems)
     return config
@@ -119,6 +119,8 @@ def _problem_from(err: Any) -> Problem:
         return Problem(path, "unknown key", hint)
     if kind == "missing":
         return Problem(path, "required key is missing")
+    if kind == "literal_error":
+        hint = f"use one of {err['ctx']['expected']}"
     return Problem(path, err["msg"], hint)
 
 
@@ -150,26 +152,57 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 def check_references(config: BoundedConfig) -> list[Problem]:
     """Cross-references pydantic cannot see: providers, models and features by name."""
+    return _references(
+        set(config.providers),
+        {name: (m.provider, m.kind) for name, m in config.models.items()},
+        {name: list(f.route.targets) for name, f in config.features.items()},
+    )
+
+
+def _raw_references(data: dict[str, Any]) -> list[Problem]:
+    """The same checks on data that failed the schema, reading only what is well-formed."""
+
+    def section(key: str) -> dict[str, Any]:
+        value = data.get(key)
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+    models = {
+        name: (m["provider"], "embedding" if m.get("kind") == "embedding" else "chat")
+        for name, m in section("models").items()
+        if isinstance(m, dict) and isinstance(m.get("provider"), str)
+    }
+    features: dict[str, list[str]] = {}
+    for name, feature in section("features").items():
+        route = feature.get("route") if isinstance(feature, dict) else None
+        targets = route.get("targets") if isinstance(route, dict) else None
+        features[name] = [str(t) for t in targets] if isinstance(targets, list) else []
+    return _references(set(section("providers")), models, features)
+
+
+def _references(
+    provider_names: set[str], model_refs: dict[str, tuple[str, str]],
+    feature_targets: dict[str, list[str]],
+) -> list[Problem]:
     problems: list[Problem] = []
-    providers = ", ".join(sorted(config.providers)) or "none"
-    models = ", ".join(sorted(config.models)) or "none"
-    for name, model in config.models.items():
-        if model.provider not in config.providers:
+    providers = ", ".join(sorted(provider_names)) or "none"
+    models = ", ".join(sorted(model_refs)) or "none"
+    for name, (provider, _kind) in model_refs.items():
+        if provider not in provider_names:
             problems.append(Problem(f"models.{name}.provider",
-                                    f"unknown provider {model.provider!r}",
+                                    f"unknown provider {provider!r}",
                                     f"defined providers: {providers}"))
-    for name, feature in config.features.items():
-        if name in config.models:
+    for name, targets in feature_targets.items():
+        if name in model_refs:
             problems.append(Problem(f"features.{name}", "a model has the same name",
                                     "feature and model names share one namespace"))
-        for i, target in enumerate(feature.route.targets):
+        for i, target in enumerate(targets):
             path = f"features.{name}.route.targets[{i}]"
-            if target not in config.models:
-                close = difflib.get_close_matches(target, list(config.models), n=1)
+            if target not in model_refs:
+                close = difflib.get_close_matches(target, list(model_refs), n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 problems.append(Problem(path, f"unknown model {target!r}",
                                         f"{hint}defined models: {models}"))
-            elif config.models[target].kind != "chat":
+            elif model_refs[target][1] != "chat":
                 problems.append(Problem(path, f"{target!r} is an embedding model",
                                         "route chat features to chat models"))
     return problems

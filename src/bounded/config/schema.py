@@ -42,6 +42,9 @@ class ServerConfig(Frozen):
     store: str = Field(
         "sqlite:///.bounded/bounded.db", description="sqlite:///path or postgresql://..."
     )
+    redis: str | None = Field(
+        None, description="redis://...: budgets and rate limits shared by every replica"
+    )
     reload: bool = Field(True, description="re-read bounded.yaml when it changes")
     dev_key: bool = Field(True, description="print a development key accepted on loopback only")
 
@@ -67,6 +70,13 @@ class Price(Frozen):
     cached_input: Decimal | None = None
 
 
+class RateLimitConfig(Frozen):
+    """Requests and tokens per minute (token buckets refilled continuously)."""
+
+    rpm: int | None = Field(None, gt=0)
+    tpm: int | None = Field(None, gt=0)
+
+
 class ModelConfig(Frozen):
     """A deployment: one model at one provider, with its price and limits."""
 
@@ -75,7 +85,8 @@ class ModelConfig(Frozen):
     kind: Literal["chat", "embedding"] = "chat"
     context_window: int | None = Field(None, gt=0)
     max_output_tokens: int | None = Field(None, gt=0)
-    price: Price = Price()
+    price: Price | None = Field(None, description="default: built-in table, else free")
+    rate_limit: RateLimitConfig | None = None
     weight: float = Field(1.0, ge=0, description="for the weighted strategy")
     timeout_s: float | None = Field(None, gt=0, description="per attempt; default: route's")
 
@@ -109,7 +120,7 @@ class PromptConfig(Frozen):
 
 
 class BudgetConfig(Frozen):
-    """Declared now; enforced by the economics piece."""
+    """Spend allowed per calendar period (UTC); hard refuses with 429, soft only alerts."""
 
     amount_usd: Decimal = Field(gt=0)
     period: Literal["hour", "day", "week", "month", "total"] = "month"
@@ -123,7 +134,13 @@ class FeatureConfig(Frozen):
     risk_tier: Literal["low", "medium", "high"] = "low"
     route: RouteConfig
     prompt: PromptConfig = PromptConfig()
-    budget: BudgetConfig | None = None
+    budget: BudgetConfig | tuple[BudgetConfig, ...] | None = None
+    rate_limit: RateLimitConfig | None = None
+
+
+class TeamConfig(Frozen):
+    budget: BudgetConfig | tuple[BudgetConfig, ...] | None = None
+    rate_limit: RateLimitConfig | None = None
 
 
 class BoundedConfig(Frozen):
@@ -132,3 +149,4 @@ class BoundedConfig(Frozen):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     features: dict[str, FeatureConfig] = Field(default_factory=dict)
+    teams: dict[str, TeamConfig] = Field(default_factory=dict)

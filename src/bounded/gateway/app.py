@@ -1,6 +1,6 @@
 """The ASGI app: OpenAI-compatible endpoints in front of the router.
 
-    gateway = Gateway(config, keys=KeyRepository(conn), config_path=Path("bounded.yaml"))
+    gateway = Gateway(config, db=Database.open(url), config_path=Path("bounded.yaml"))
     app = gateway.app()          # any ASGI server; `bounded serve` uses uvicorn
 
 Every response, errors included, carries ``x-bounded-trace-id``; routed ones also carry
@@ -12,27 +12,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from bounded.config.loader import ConfigError, load_config
 from bounded.config.schema import BoundedConfig
-from bounded.errors import BoundedError, NotFound, PayloadTooLarge
+from bounded.economics.accountant import Accountant, MemoryAccountant
+from bounded.economics.ledger import Ledger, SqlLedger
+from bounded.economics.spend import spend_since
+from bounded.economics.tokens import TokenCounter
+from bounded.errors import BoundedError, NotFound
+from bounded.gateway import chat, economics_api
 from bounded.gateway.auth import Authenticator, Principal
+from bounded.gateway.chat import client_trace_id, error_response, leave, read_body
 from bounded.gateway.embeddings import embeddings_response
-from bounded.gateway.runtime import Runtime, Target
-from bounded.gateway.validate import check_chat, check_embeddings, parse_json_object
-from bounded.providers.sse import DONE, encode_event
-from bounded.routing.router import RouteTrace
+from bounded.gateway.metering import Meter
+from bounded.gateway.runtime import Runtime
+from bounded.gateway.validate import check_embeddings, parse_json_object
+from bounded.store.db import Database
 from bounded.store.keys import KeyRepository
 
 log = logging.getLogger("bounded.gateway")
@@ -45,14 +49,23 @@ class Gateway:
         self,
         config: BoundedConfig,
         *,
-        keys: KeyRepository,
+        db: Database,
         admin_key: str | None = None,
         dev_key: str | None = None,
         config_path: Path | None = None,
         reload_interval_s: float = 1.0,
+        accountant: Accountant | None = None,
+        ledger: Ledger | None = None,
     ):
         self.runtime = Runtime.build(config)
-        self.auth = Authenticator(keys, admin_key, dev_key)
+        self.db = db
+        self.keys = KeyRepository(db)
+        self.auth = Authenticator(self.keys, admin_key, dev_key)
+        self.meter = Meter(
+            accountant or MemoryAccountant(lambda scope, start: spend_since(db, scope, start)),
+            ledger or SqlLedger(db),
+            TokenCounter(),
+        )
         self.config_path = config_path
         self.reload_interval_s = reload_interval_s
         self.reloads = 0
@@ -67,6 +80,7 @@ class Gateway:
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
+            *economics_api.routes(self),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
         ]
@@ -86,6 +100,8 @@ class Gateway:
             if self._watcher is not None:
                 self._watcher.cancel()
             await self.runtime.close_when_idle()
+            await self.meter.ledger.aclose()
+            await self.meter.accountant.aclose()
 
     async def _watch(self) -> None:
         while True:
@@ -112,68 +128,22 @@ class Gateway:
         asyncio.create_task(old.close_when_idle(successor=runtime))
         return True
 
+    def authenticate(self, request: Request) -> Principal:
+        client = request.client.host if request.client else None
+        return self.auth.authenticate(request.headers.get("authorization"), client)
+
     # -- endpoints ---------------------------------------------------------------------
 
     async def chat_completions(self, request: Request) -> Response:
-        trace_id = secrets.token_hex(16)
-        runtime = self.runtime
-        runtime.in_flight += 1
-        handed_off = False
-        trace = RouteTrace()
-        try:
-            principal = self._authenticate(request)
-            body = parse_json_object(await _read_body(request, runtime))
-            check_chat(body)
-            target = _resolve(runtime, body["model"], principal)
-            upstream = _apply_feature(body, target)
-            if body.get("stream"):
-                wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                # Always ask upstream for usage: the ledger needs it even when the client
-                # does not; the usage-only chunk is dropped again for such clients.
-                upstream["stream_options"] = {
-                    **(body.get("stream_options") or {}), "include_usage": True
-                }
-                routed = await runtime.router.stream(target.route, upstream, trace)
-                handed_off = True
-                return StreamingResponse(
-                    self._sse(runtime, routed.chunks, wants_usage),
-                    media_type="text/event-stream",
-                    headers={**_headers(trace_id, trace), "cache-control": "no-cache"},
-                )
-            response, _ = await runtime.router.complete(target.route, upstream, trace)
-            return Response(orjson.dumps(response), media_type=JSON,
-                            headers=_headers(trace_id, trace))
-        except BoundedError as exc:
-            return _error(exc, trace_id, trace)
-        finally:
-            if not handed_off:
-                _leave(runtime)
-
-    async def _sse(
-        self, runtime: Runtime, chunks: AsyncIterator[dict[str, Any]], wants_usage: bool
-    ) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in chunks:
-                if not wants_usage:
-                    if chunk.get("usage") and not chunk.get("choices"):
-                        continue
-                    chunk.pop("usage", None)
-                yield encode_event(chunk)
-            yield DONE
-        except BoundedError as exc:
-            # The stream was committed (tokens sent); end it with an error event, which
-            # OpenAI SDKs raise as an APIError, never a silent truncation.
-            yield encode_event(exc.body())
-        finally:
-            _leave(runtime)
+        return await chat.chat_completions(self, request)
 
     async def embeddings(self, request: Request) -> Response:
-        trace_id = secrets.token_hex(16)
+        trace_id = client_trace_id(request)
         runtime = self.runtime
         runtime.in_flight += 1
         try:
-            self._authenticate(request)
-            body = parse_json_object(await _read_body(request, runtime))
+            self.authenticate(request)
+            body = parse_json_object(await read_body(request, runtime))
             texts = check_embeddings(body)
             name = body["model"]
             model = runtime.embedding_model(name)
@@ -187,16 +157,16 @@ class Gateway:
                        "x-bounded-attempts": "1"}
             return Response(orjson.dumps(payload), media_type=JSON, headers=headers)
         except BoundedError as exc:
-            return _error(exc, trace_id, None)
+            return error_response(exc, trace_id)
         finally:
-            _leave(runtime)
+            leave(runtime)
 
     async def models(self, request: Request) -> Response:
-        trace_id = secrets.token_hex(16)
+        trace_id = client_trace_id(request)
         try:
-            principal = self._authenticate(request)
+            principal = self.authenticate(request)
         except BoundedError as exc:
-            return _error(exc, trace_id, None)
+            return error_response(exc, trace_id)
         runtime = self.runtime
         data = []
         for name, target in runtime.targets.items():
@@ -224,64 +194,6 @@ class Gateway:
             "breakers": runtime.router.breaker_states(),
         }
         return Response(orjson.dumps(status), media_type=JSON)
-
-    def _authenticate(self, request: Request) -> Principal:
-        client = request.client.host if request.client else None
-        return self.auth.authenticate(request.headers.get("authorization"), client)
-
-
-def _resolve(runtime: Runtime, name: str, principal: Principal) -> Target:
-    target = runtime.targets.get(name)
-    if target is None:
-        raise NotFound(
-            f"no feature or model named {name!r}; see GET /v1/models", param="model"
-        )
-    principal.check(target)
-    return target
-
-
-def _apply_feature(body: dict[str, Any], target: Target) -> dict[str, Any]:
-    """The body sent upstream: the feature's system prompt first, nothing else changed."""
-    if target.feature is None or not target.feature.prompt.system:
-        return dict(body)
-    system = {"role": "system", "content": target.feature.prompt.system}
-    return {**body, "messages": [system, *body["messages"]]}
-
-
-async def _read_body(request: Request, runtime: Runtime) -> bytes:
-    limit = runtime.config.server.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _headers(trace_id: str, trace: RouteTrace | None) -> dict[str, str]:
-    headers = {"x-bounded-trace-id": trace_id}
-    if trace is not None and trace.attempts:
-        headers["x-bounded-attempts"] = str(trace.attempts)
-        if trace.deployment:
-            headers["x-bounded-route"] = trace.deployment
-    return headers
-
-
-def _error(exc: BoundedError, trace_id: str, trace: RouteTrace | None) -> Response:
-    headers = {**_headers(trace_id, trace), **exc.headers()}
-    return Response(orjson.dumps(exc.body()), status_code=exc.status, media_type=JSON,
-                    headers=headers)
-
-
-def _leave(runtime: Runtime) -> None:
-    runtime.in_flight -= 1
-    if runtime.in_flight == 0:
-        runtime.retired.set()
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -12,6 +12,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bounded.errors import PermissionDenied, Unauthenticated
 from bounded.gateway.runtime import Target
@@ -25,6 +26,7 @@ class Principal:
     features: tuple[str, ...] = ("*",)
     teams: tuple[str, ...] = ()
     admin: bool = False
+    limits: dict[str, Any] | None = None
 
     def may_use(self, target: Target) -> bool:
         if self.admin or "*" in self.features or target.name in self.features:
@@ -85,7 +87,7 @@ class Authenticator:
         if record is None:
             raise Unauthenticated("invalid, revoked or expired API key")
         features = record.features or (() if record.teams else ("*",))
-        return Principal(record.id, record.name, features, record.teams)
+        return Principal(record.id, record.name, features, record.teams, limits=record.limits)
 
 
 def _bearer(authorization: str | None) -> str:

@@ -12,24 +12,28 @@ from rich.console import Console
 
 from bounded.config.loader import load_config
 from bounded.config.schema import BoundedConfig
+from bounded.economics.accountant import Accountant
+from bounded.economics.ledger import Ledger
 from bounded.gateway.app import Gateway
 from bounded.gateway.auth import load_or_create_dev_key
-from bounded.store.keys import MIGRATIONS, KeyRepository
-from bounded.store.sqlite import connect, path_from_url
+from bounded.store.db import Database, sqlite_path
+from bounded.store.keys import KeyRepository
 
 
 def open_keys(config: BoundedConfig) -> KeyRepository:
-    return KeyRepository(connect(config.server.store, MIGRATIONS))
+    return KeyRepository(Database.open(config.server.store))
 
 
 def build_gateway(config_path: Path, config: BoundedConfig) -> tuple[Gateway, str | None]:
-    keys = open_keys(config)
+    db = Database.open(config.server.store)
     dev_key = None
     if config.server.dev_key:
-        dev_key = load_or_create_dev_key(path_from_url(config.server.store).parent)
+        dev_key = load_or_create_dev_key(_state_dir(config))
     gateway = Gateway(
         config,
-        keys=keys,
+        db=db,
+        accountant=_shared_accountant(config),
+        ledger=_shared_ledger(config),
         admin_key=os.environ.get("BOUNDED_ADMIN_KEY") or None,
         dev_key=dev_key,
         config_path=config_path,
@@ -83,3 +87,28 @@ def _banner(console: Console, config: BoundedConfig, host: str, port: int, key: 
         f"  print(reply.choices[0].message.content)\n",
         highlight=False, soft_wrap=True,
     )
+
+
+def _state_dir(config: BoundedConfig) -> Path:
+    """Where the development key lives: beside the SQLite file, or ./.bounded."""
+    if config.server.store.startswith("sqlite:///"):
+        return sqlite_path(config.server.store).parent
+    return Path(".bounded")
+
+
+def _shared_accountant(config: BoundedConfig) -> Accountant | None:
+    """With ``server.redis`` set, budgets and rate limits live in Redis for all replicas."""
+    if not config.server.redis:
+        return None
+    from bounded.economics.redis_accountant import RedisAccountant
+
+    return RedisAccountant(config.server.redis, config.server.store)
+
+
+def _shared_ledger(config: BoundedConfig) -> Ledger | None:
+    """PostgreSQL takes ledger rows through its own async connection with group commit."""
+    if not config.server.store.startswith(("postgresql", "postgres")):
+        return None
+    from bounded.economics.pg_ledger import PostgresLedger
+
+    return PostgresLedger(config.server.store)

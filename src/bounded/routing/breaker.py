@@ -3,7 +3,10 @@
 Closed: outcomes of the last ``window`` calls are kept; once at least ``min_calls`` are in and
 the failure share reaches ``failure_rate``, the breaker opens. Open: no calls for
 ``cooldown_s``. Half-open: exactly one probe goes through; success closes the breaker with a
-clean window, failure opens it again for another cooldown.
+clean window, failure opens it again for another cooldown. A probe that ends with no verdict
+(cancelled, or a client error) gives its slot back with :meth:`release`; one whose owner
+vanished without even that (a stream nobody read) lapses after one cooldown, so a lost probe
+can never hold the breaker half-open for good.
 
     breaker = Breaker(BreakerPolicy())
     if breaker.allow():
@@ -16,12 +19,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 
 from bounded.config.schema import BreakerPolicy
 
 
-class BreakerState(str, Enum):
+class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half-open"
@@ -34,6 +37,7 @@ class Breaker:
         self._outcomes: deque[bool] = deque(maxlen=policy.window)
         self._opened_at: float | None = None
         self._probe_in_flight = False
+        self._probe_claimed_at = 0.0
 
     @property
     def state(self) -> BreakerState:
@@ -48,8 +52,12 @@ class Breaker:
         state = self.state
         if state is BreakerState.CLOSED:
             return True
-        if state is BreakerState.HALF_OPEN and not self._probe_in_flight:
+        if state is BreakerState.HALF_OPEN and (
+            not self._probe_in_flight
+            or self._clock() - self._probe_claimed_at >= self.policy.cooldown_s
+        ):
             self._probe_in_flight = True
+            self._probe_claimed_at = self._clock()
             return True
         return False
 
@@ -82,4 +90,5 @@ class Breaker:
             "state": self.state.value,
             "calls": calls,
             "failure_rate": round(self._outcomes.count(False) / calls, 3) if calls else 0.0,
+            "probe_in_flight": self._probe_in_flight,
         }

@@ -2,18 +2,22 @@
 
 For each target the strategy returns (skipping those whose breaker is open), up to
 ``retry.attempts`` tries are made; a retryable error waits ``uniform(0, min(max, base * 2**n))``
-or the upstream's ``retry-after`` when it gives one. When a target gives up, the next one is
-tried only if the error's kind is in the route's ``fallback_on``. Every attempt's timeout is
-capped by what is left of the request's deadline.
+or the upstream's ``retry-after`` when it gives one (one longer than ``max_retry_after_s``
+moves on instead of waiting). When a target gives up, the next one is tried only if the
+error's kind is in the route's ``fallback_on``. Every attempt's timeout is capped by what is
+left of the request's deadline; an attempt cut short by that cap fails as
+``deadline_exceeded`` and does not count against the deployment's breaker.
 
 A stream counts as started only at its first token: role-only chunks are held back, and an
 error before the first token falls back like any other. After the first token the stream is
-committed; a later failure surfaces to the caller, which ends the stream with an error event.
+committed (the deadline no longer applies, only the per-chunk idle timeout); a later failure
+surfaces to the caller, which ends the stream with an error event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,8 +30,9 @@ from bounded.providers.base import ChatRequest, Json, Provider
 from bounded.routing.breaker import Breaker
 from bounded.routing.strategies import STRATEGIES, Candidate, LiveStats
 
-# Errors that say nothing about a deployment's health are kept out of its breaker.
 T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+# Errors that say nothing about a deployment's health are kept out of its breaker.
 _BREAKER_KINDS = frozenset({"rate_limit", "timeout", "unavailable"})
 
 
@@ -54,13 +59,21 @@ class RoutedStream:
 
 
 class Router:
+    """Routes one request over a route's targets; one router per runtime keeps their health.
+
+    Example::
+
+        router = Router(deployments, BreakerPolicy())
+        response, trace = await router.complete(route, body)  # trace.deployment answered
+    """
+
     def __init__(
         self,
         deployments: dict[str, Deployment],
         breaker_policy: BreakerPolicy,
         *,
         rng: random.Random | None = None,
-        sleep: object = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,
     ):
         self.deployments = deployments
         self.breakers = {name: Breaker(breaker_policy) for name in deployments}
@@ -95,7 +108,10 @@ class Router:
         alias = str(body.get("model", ""))
 
         async def attempt(dep: Deployment, timeout: float) -> AsyncIterator[Json]:
-            request = ChatRequest({**body, "model": dep.model.model}, timeout, stream=True)
+            # The deadline bounds the wait for the first token only; once committed, each
+            # later chunk gets the deployment's full per-attempt timeout, not the leftover.
+            idle = _per_attempt(dep, route)
+            request = ChatRequest({**body, "model": dep.model.model}, idle, stream=True)
             chunks = dep.provider.stream(request)
             try:
                 async with asyncio.timeout(timeout):
@@ -103,8 +119,7 @@ class Router:
             except BaseException:
                 await _close(chunks)
                 raise
-            breaker = self.breakers[dep.name]
-            return self._committed(dep, breaker, held, chunks, alias, timeout)
+            return self._committed(dep, held, chunks, alias, idle)
 
         chunks = await self._route(route, trace, attempt, settle_on_return=False)
         return RoutedStream(trace, chunks)
@@ -126,29 +141,39 @@ class Router:
         last_error: ProviderError | None = None
         for dep in self._plan(route):
             breaker = self.breakers[dep.name]
+            per_attempt = _per_attempt(dep, route)
             for tries in range(1, route.retry.attempts + 1):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise _deadline_error(route, trace, last_error)
+                    raise _deadline_error(route, trace)
                 if not breaker.allow():
                     trace.errors.append(f"{dep.name}: breaker {breaker.state.value}")
                     break
                 trace.attempts += 1
+                timeout = min(per_attempt, remaining)
                 started = time.monotonic()
                 try:
-                    result = await attempt(dep, min(dep.model.timeout_s or route.timeout_s,
-                                                    remaining))
+                    result = await attempt(dep, timeout)
                 except (ProviderError, TimeoutError) as exc:
-                    last_error = _as_provider_error(exc, dep.name)
-                    self._record_failure(breaker, last_error)
+                    last_error = _as_provider_error(exc, dep.name, timeout)
                     trace.errors.append(f"{dep.name}: {last_error.kind}")
+                    if isinstance(exc, TimeoutError) and timeout < per_attempt:
+                        # Cut short by the request's deadline, not slow by its own measure.
+                        breaker.release()
+                        raise _deadline_error(route, trace) from exc
+                    _settle_failure(breaker, last_error)
+                    if isinstance(last_error, Timeout):
+                        # A timeout is a lower bound on latency; without it, a deployment
+                        # that starts hanging keeps its last good figure and least-latency
+                        # keeps putting it first.
+                        self.stats.observe(dep.name, time.monotonic() - started)
                     delay = self._retry_delay(route, last_error, tries, deadline)
                     if delay is None:
                         break
-                    await self._sleep(delay)  # type: ignore[operator]
+                    await self._sleep(delay)
                     continue
                 except BaseException:
-                    breaker.release()
+                    breaker.release()  # cancelled: a claimed half-open probe must not leak
                     raise
                 if settle_on_return:
                     breaker.record(ok=True)
@@ -176,28 +201,22 @@ class Router:
                 return None
             delay = error.retry_after
         else:
-            delay = self._rng.uniform(0, min(policy.backoff_max_s,
-                                             policy.backoff_base_s * 2 ** (tries - 1)))
+            cap = min(policy.backoff_max_s, policy.backoff_base_s * 2 ** (tries - 1))
+            delay = self._rng.uniform(0, cap)
         if time.monotonic() + delay >= deadline:
             return None
         return delay
 
-    def _record_failure(self, breaker: Breaker, error: ProviderError) -> None:
-        if error.kind in _BREAKER_KINDS:
-            breaker.record(ok=False)
-        else:
-            breaker.release()
-
     async def _committed(
         self,
         dep: Deployment,
-        breaker: Breaker,
         held: list[Json],
         chunks: AsyncIterator[Json],
         alias: str,
         idle_timeout: float,
     ) -> AsyncIterator[Json]:
         """Replay the held chunks, then the rest; each wait for a chunk is bounded."""
+        breaker = self.breakers[dep.name]
         try:
             for chunk in held:
                 chunk["model"] = alias
@@ -211,11 +230,11 @@ class Router:
                 chunk["model"] = alias
                 yield chunk
         except (ProviderError, TimeoutError) as exc:
-            error = _as_provider_error(exc, dep.name)
-            self._record_failure(breaker, error)
+            error = _as_provider_error(exc, dep.name, idle_timeout, mid_stream=True)
+            _settle_failure(breaker, error)
             raise error from exc
         except BaseException:
-            breaker.release()
+            breaker.release()  # the client went away: no verdict on the deployment
             raise
         finally:
             await _close(chunks)
@@ -225,26 +244,40 @@ class Router:
         return {name: b.snapshot() for name, b in self.breakers.items()}
 
 
+def _settle_failure(breaker: Breaker, error: ProviderError) -> None:
+    if error.kind in _BREAKER_KINDS:
+        breaker.record(ok=False)
+    else:
+        breaker.release()
+
+
 def _annotated(error: ProviderError, trace: RouteTrace) -> ProviderError:
     if len(trace.errors) > 1:
         error.message = f"{error.message} (tried: {'; '.join(trace.errors)})"
     return error
 
 
-def _deadline_error(
-    route: RouteConfig, trace: RouteTrace, last: ProviderError | None
+def _per_attempt(dep: Deployment, route: RouteConfig) -> float:
+    return dep.model.timeout_s or route.timeout_s
+
+
+def _deadline_error(route: RouteConfig, trace: RouteTrace) -> ProviderError:
+    tried = f" ({'; '.join(trace.errors)})" if trace.errors else ""
+    return Timeout(
+        f"deadline of {route.deadline_s:g}s exceeded after {trace.attempts} attempt(s){tried}",
+        code="deadline_exceeded",
+    )
+
+
+def _as_provider_error(
+    exc: BaseException, deployment: str, timeout: float, *, mid_stream: bool = False
 ) -> ProviderError:
-    tail = f"; last error: {last.message}" if last else ""
-    return Timeout(f"deadline of {route.deadline_s}s exceeded after {trace.attempts} attempt(s)"
-                   + tail, code="deadline_exceeded")
-
-
-def _as_provider_error(exc: BaseException, deployment: str) -> ProviderError:
     if isinstance(exc, ProviderError):
         if exc.deployment is None:
             exc.deployment = deployment
         return exc
-    return Timeout(f"{deployment}: attempt timed out", deployment=deployment)
+    what = "next stream chunk" if mid_stream else "reply"
+    return Timeout(f"{deployment}: no {what} within {timeout:g}s", deployment=deployment)
 
 
 async def _until_first_token(chunks: AsyncIterator[Json]) -> list[Json]:
@@ -266,7 +299,6 @@ async def _until_first_token(chunks: AsyncIterator[Json]) -> list[Json]:
 async def _close(chunks: AsyncIterator[Json]) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
-        try:
+        # Closing a broken upstream stream must not mask the real error.
+        with contextlib.suppress(Exception):
             await aclose()
-        except Exception:  # closing a broken upstream stream must not mask the real error
-            pass

@@ -6,6 +6,7 @@ A strategy is a function registered by name; adding one is one decorator.
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -80,4 +81,11 @@ def lowest_cost(
     targets: Sequence[Candidate], stats: LiveStats, rng: random.Random
 ) -> list[Candidate]:
     """Cheapest blended price (input + output per million tokens) first; ties keep order."""
-    return sorted(targets, key=lambda c: c.model.price.input + c.model.price.output)
+    return sorted(targets, key=lambda c: _blended_price(c.model))
+
+
+def _blended_price(model: ModelConfig) -> Decimal:
+    from bounded.economics.prices import price_for
+
+    price = price_for(model.model, model.price).price
+    return price.input + price.output

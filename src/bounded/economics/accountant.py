@@ -1,0 +1,192 @@
+"""Admission: reserve before the call, settle after it, so concurrency cannot overspend.
+
+``reserve`` checks every applicable budget (spent + reserved + this request's maximum cost
+must stay within the amount) and every rate limit (token buckets for requests and tokens
+per minute) and takes them all, or takes nothing and raises ``TooManyRequests``. ``settle``
+replaces the reservation with the actual cost and token count.
+
+    hold = await accountant.reserve(budgets, rates, max_cost, max_tokens, time.time())
+    ...call the model...
+    await accountant.settle(hold, actual_cost, actual_tokens)
+
+This module is the embedded default: state in this process, spend seeded from the ledger.
+Checks and updates run with no ``await`` between them, so on one event loop they are atomic.
+``bounded.economics.redis_accountant`` is the same contract for many replicas.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from bounded.economics.periods import describe_reset, window
+from bounded.economics.rules import BudgetRule, RateRule
+from bounded.errors import TooManyRequests
+
+
+@dataclass
+class Hold:
+    """What one request has reserved, to be settled exactly once."""
+
+    budgets: list[tuple[str, Decimal]] = field(default_factory=list)
+    token_buckets: list[tuple[str, int]] = field(default_factory=list)
+    alerts: list[BudgetRule] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    settled: bool = False
+
+
+class Accountant(Protocol):
+    async def reserve(
+        self, budgets: list[BudgetRule], rates: list[RateRule], cost: Decimal, tokens: int,
+        now: float,
+    ) -> Hold: ...
+
+    async def settle(self, hold: Hold, cost: Decimal, tokens: int) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+SpendSeed = Callable[[str, float], Decimal]
+
+
+@dataclass
+class _Bucket:
+    capacity: float
+    level: float
+    updated: float
+
+    def refill(self, now: float) -> None:
+        rate = self.capacity / 60.0
+        self.level = min(self.capacity, self.level + (now - self.updated) * rate)
+        self.updated = now
+
+    def wait_for(self, amount: float) -> float:
+        return max(0.0, (amount - self.level) / (self.capacity / 60.0))
+
+
+class MemoryAccountant:
+    def __init__(self, seed: SpendSeed, clock: Callable[[], float] = time.monotonic):
+        self._seed = seed
+        self._clock = clock
+        self._spent: dict[str, Decimal] = {}
+        self._reserved: dict[str, Decimal] = {}
+        self._buckets: dict[str, _Bucket] = {}
+
+    async def reserve(
+        self, budgets: list[BudgetRule], rates: list[RateRule], cost: Decimal, tokens: int,
+        now: float,
+    ) -> Hold:
+        hold = Hold()
+        states = [(rule, *self._budget_state(rule, now)) for rule in budgets]
+        for rule, key, reset in states:
+            spent = self._spent[key]
+            if rule.mode == "hard" and (
+                spent >= rule.amount or spent + self._reserved.get(key, Decimal(0)) + cost
+                > rule.amount
+            ):
+                raise budget_refusal(rule, spent, reset, now)
+        mono = self._clock()
+        takes: list[tuple[str, _Bucket, float]] = []
+        for rule in rates:
+            for unit, limit, amount in (("requests", rule.rpm, 1), ("tokens", rule.tpm, tokens)):
+                if limit is None:
+                    continue
+                bucket = self._bucket(f"{rule.scope}|{unit}", limit, mono)
+                if amount > bucket.capacity:
+                    raise TooManyRequests(
+                        f"request needs {amount} {unit} but {rule.scope} allows {limit} per "
+                        "minute; lower max_tokens or raise the limit",
+                        code="rate_limit_exceeded",
+                    )
+                if bucket.level < amount:
+                    raise rate_refusal(rule.scope, unit, limit, bucket.wait_for(amount))
+                takes.append((f"{rule.scope}|{unit}", bucket, amount))
+        # Every check passed: take everything (no await since the checks: atomic).
+        for rule, key, _ in states:
+            self._reserved[key] = self._reserved.get(key, Decimal(0)) + cost
+            hold.budgets.append((key, cost))
+            if rule.mode == "soft" and self._spent[key] + cost > rule.amount:
+                hold.alerts.append(rule)
+        for name, bucket, amount in takes:
+            bucket.level -= amount
+            if name.endswith("|tokens"):
+                hold.token_buckets.append((name, int(amount)))
+        hold.headers = self._headers(rates, mono)
+        return hold
+
+    async def settle(self, hold: Hold, cost: Decimal, tokens: int) -> None:
+        if hold.settled:
+            return
+        hold.settled = True
+        for key, reserved in hold.budgets:
+            self._reserved[key] -= reserved
+            self._spent[key] += cost
+        for name, reserved_tokens in hold.token_buckets:
+            bucket = self._buckets[name]
+            # Refund what the estimate over-reserved (or charge what it under-reserved).
+            bucket.level = min(bucket.capacity, bucket.level + reserved_tokens - tokens)
+
+    async def aclose(self) -> None:
+        return None
+
+    def _budget_state(self, rule: BudgetRule, now: float) -> tuple[str, float | None]:
+        start, reset = window(rule.period, now)
+        key = f"{rule.scope}|{rule.period}|{start:.0f}"
+        if key not in self._spent:
+            self._spent[key] = self._seed(rule.scope, start)
+        return key, reset
+
+    def _bucket(self, name: str, limit: int, now: float) -> _Bucket:
+        bucket = self._buckets.get(name)
+        if bucket is None or bucket.capacity != limit:
+            bucket = self._buckets[name] = _Bucket(float(limit), float(limit), now)
+        bucket.refill(now)
+        return bucket
+
+    def _headers(self, rates: list[RateRule], now: float) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for unit, attr in (("requests", "rpm"), ("tokens", "tpm")):
+            tightest: tuple[float, int, float] | None = None
+            for rule in rates:
+                limit = getattr(rule, attr)
+                if limit is None:
+                    continue
+                bucket = self._buckets[f"{rule.scope}|{unit}"]
+                entry = (bucket.level, limit, bucket.wait_for(bucket.capacity))
+                if tightest is None or entry[0] < tightest[0]:
+                    tightest = entry
+            if tightest is not None:
+                headers.update(ratelimit_headers(unit, tightest[1], tightest[0], tightest[2]))
+        return headers
+
+
+def ratelimit_headers(unit: str, limit: int, remaining: float, reset_s: float) -> dict[str, str]:
+    return {
+        f"x-ratelimit-limit-{unit}": str(limit),
+        f"x-ratelimit-remaining-{unit}": str(max(0, math.floor(remaining))),
+        f"x-ratelimit-reset-{unit}": f"{reset_s:.3g}s",
+    }
+
+
+def budget_refusal(rule: BudgetRule, spent: Decimal, reset: float | None,
+                   now: float) -> TooManyRequests:
+    return TooManyRequests(
+        f"{rule.label} is exhausted (spent ${spent.quantize(Decimal('0.000001'))}); "
+        f"it resets {describe_reset(reset)}",
+        code="budget_exceeded",
+        retry_after=None if reset is None else reset - now,
+    )
+
+
+def rate_refusal(scope: str, unit: str, limit: int, wait: float) -> TooManyRequests:
+    error = TooManyRequests(
+        f"rate limit of {limit} {unit} per minute for {scope} reached; retry in {wait:.1f}s",
+        code="rate_limit_exceeded",
+        retry_after=wait,
+    )
+    error.extra_headers = ratelimit_headers(unit, limit, 0, wait)
+    return error

