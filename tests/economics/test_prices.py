@@ -9,7 +9,6 @@ import pytest
 
 from bounded.config.schema import ModelConfig, Price
 from bounded.economics.prices import (
-    COST_QUANTUM,
     builtin_models,
     cost_usd,
     max_cost_usd,
@@ -141,7 +140,6 @@ def test_costs_keep_ten_decimals_rounded_half_even() -> None:
     assert cost_usd(Price(input=Decimal("0.00025")), Usage(1)) == Decimal("2E-10")
     assert cost_usd(Price(input=Decimal("0.00035")), Usage(1)) == Decimal("4E-10")
     assert cost_usd(Price(input=Decimal("3")), Usage(7)).as_tuple().exponent == -10
-    assert COST_QUANTUM == Decimal("1E-10")
 
 
 def test_malformed_usage_never_gives_a_negative_cost() -> None:

@@ -40,12 +40,15 @@ def tripped() -> tuple[Breaker, Clock]:
 
 
 def test_it_opens_only_once_enough_calls_fail():
+    lone = Breaker(POLICY, Clock())
+    lone.record(ok=False)
+    assert lone.state is BreakerState.CLOSED  # one call is below min_calls
+
     breaker = Breaker(POLICY, Clock())
-    breaker.record(ok=False)
-    assert breaker.state is BreakerState.CLOSED  # one call is below min_calls
-    breaker.record(ok=True)
-    breaker.record(ok=True)
+    for ok in (True, True, False):
+        breaker.record(ok=ok)
     assert breaker.state is BreakerState.CLOSED  # 1 failure in 3 is under the rate
+    assert breaker.allow()
     breaker.record(ok=False)
     assert breaker.state is BreakerState.OPEN  # 2 in 4 reaches it
     assert not breaker.allow()

@@ -41,7 +41,9 @@ class ConfigError(Exception):
         super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
 
-def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> BoundedConfig:
+def load_config(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> BoundedConfig:
     """Read, interpolate and validate a config file; raise ConfigError listing every problem."""
     source = str(path)
     try:

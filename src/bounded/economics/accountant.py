@@ -91,30 +91,30 @@ class MemoryAccountant:
                 raise budget_refusal(rule, spent, reset, now)
         mono = self._clock()
         takes: list[tuple[str, _Bucket, float]] = []
-        for rule in rates:
-            for unit, limit, amount in (("requests", rule.rpm, 1), ("tokens", rule.tpm, tokens)):
+        for rate in rates:
+            for unit, limit, amount in (("requests", rate.rpm, 1), ("tokens", rate.tpm, tokens)):
                 if limit is None:
                     continue
-                bucket = self._bucket(f"{rule.scope}|{unit}", limit, mono)
+                bucket = self._bucket(f"{rate.scope}|{unit}", limit, mono)
                 if amount > bucket.capacity:
                     raise TooManyRequests(
-                        f"request needs {amount} {unit} but {rule.scope} allows {limit} per "
+                        f"request needs {amount} {unit} but {rate.scope} allows {limit} per "
                         "minute; lower max_tokens or raise the limit",
                         code="rate_limit_exceeded",
                     )
                 if bucket.level < amount:
-                    raise rate_refusal(rule.scope, unit, limit, bucket.wait_for(amount))
-                takes.append((f"{rule.scope}|{unit}", bucket, amount))
+                    raise rate_refusal(rate.scope, unit, limit, bucket.wait_for(amount))
+                takes.append((f"{rate.scope}|{unit}", bucket, amount))
         # Every check passed: take everything (no await since the checks: atomic).
         for rule, key, _ in states:
             self._reserved[key] = self._reserved.get(key, Decimal(0)) + cost
             hold.budgets.append((key, cost))
             if rule.mode == "soft" and self._spent[key] + cost > rule.amount:
                 hold.alerts.append(rule)
-        for name, bucket, amount in takes:
-            bucket.level -= amount
+        for name, bucket, taken in takes:
+            bucket.level -= taken
             if name.endswith("|tokens"):
-                hold.token_buckets.append((name, int(amount)))
+                hold.token_buckets.append((name, int(taken)))
         hold.headers = self._headers(rates, mono)
         return hold
 
@@ -151,6 +151,7 @@ class MemoryAccountant:
         headers: dict[str, str] = {}
         for unit, attr in (("requests", "rpm"), ("tokens", "tpm")):
             tightest: tuple[float, int, float] | None = None
+            limit: int | None
             for rule in rates:
                 limit = getattr(rule, attr)
                 if limit is None:

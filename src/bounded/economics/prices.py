@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal, localcontext
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Literal
 
 from bounded.config.schema import Price
@@ -158,7 +158,7 @@ def builtin_key(model_name: str) -> str | None:
     return best
 
 
-@lru_cache(maxsize=None)
+@cache
 def _builtin_price(key: str) -> Price:
     # Built lazily (and once per key) so importing this module does no pydantic work.
     input_, output, cached = _TABLE[key]

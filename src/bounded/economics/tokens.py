@@ -10,8 +10,6 @@ provider reports, which is what the ledger settles on. A model with its own toke
 
 from __future__ import annotations
 
-import warnings
-
 import importlib.machinery
 import importlib.util
 import json
@@ -78,7 +76,7 @@ def _encoder(encoding: str) -> Counter:
 def _load(encoding: str) -> Counter:
     try:
         count: Counter = _native_bindings().tokenizer_for_encoding(encoding).count
-    except Exception:  # noqa: BLE001 - any failure of the private path: use the public one
+    except Exception:  # any failure of the private path: use the public one
         count = _public_counter(encoding)
 
     def safe_count(text: str) -> int:

@@ -94,11 +94,14 @@ class Gateway:
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         if self.config_path is not None and self.runtime.config.server.reload:
             self._watcher = asyncio.create_task(self._watch())
+        # Load the token encodings off the loop now rather than on the first request.
+        warming = asyncio.create_task(asyncio.to_thread(self.meter.counter.warm))
         try:
             yield
         finally:
             if self._watcher is not None:
                 self._watcher.cancel()
+            await warming
             await self.runtime.close_when_idle()
             await self.meter.ledger.aclose()
             await self.meter.accountant.aclose()

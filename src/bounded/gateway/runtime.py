@@ -29,7 +29,7 @@ class Target:
 
     @property
     def team(self) -> str | None:
-        return self.feature and (self.feature.team or self.feature.owner)
+        return None if self.feature is None else self.feature.team or self.feature.owner
 
 
 @dataclass
@@ -47,8 +47,10 @@ class Runtime:
         for name, cfg in config.providers.items():
             # An unchanged provider entry keeps its instance: its connection pool, and for
             # the local kind its loaded model, survive the reload.
-            same = previous is not None and previous.config.providers.get(name) == cfg
-            providers[name] = previous.providers[name] if same else build_provider(name, cfg)
+            if previous is not None and previous.config.providers.get(name) == cfg:
+                providers[name] = previous.providers[name]
+            else:
+                providers[name] = build_provider(name, cfg)
         deployments = {
             name: Deployment(name, model, providers[model.provider])
             for name, model in config.models.items()

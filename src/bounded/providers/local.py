@@ -18,7 +18,7 @@ and fits the schema (a schema the grammar converter cannot handle falls back to 
 object). Sampling defaults are llama.cpp's chat defaults (temperature 0.2, top_p 0.95, repeat
 penalty 1.1), not OpenAI's temperature 1.0: a 135M model rambles when sampled hot. A prompt
 that does not fit ``n_ctx`` raises ContextTooLong; a ``max_tokens`` that does not fit is
-clamped. Only ``n=1``; no logprobs.
+clamped. Only ``n=1``; ``logprobs`` are refused.
 
 Tools, honestly: a 135M model cannot decide *whether* to call a tool, so ``tool_choice`` "auto"
 and "none" answer as plain chat. A forced call (``tool_choice`` names a function, or is

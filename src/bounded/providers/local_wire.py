@@ -21,6 +21,8 @@ from bounded.providers.base import Json
 
 # llama.cpp's chat defaults, not OpenAI's temperature 1.0: a 135M model rambles when hot.
 SAMPLING = {"temp": 0.2, "top_p": 0.95, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}
+# OpenAI: a function that omits ``parameters`` takes none, so its arguments are ``{}``.
+_NO_PARAMETERS = {"type": "object", "properties": {}, "additionalProperties": False}
 # OpenAI field -> (llama.cpp argument, lowest, highest)
 _NUMBERS = {
     "temperature": ("temp", 0, 2),
@@ -68,6 +70,8 @@ def parse_body(body: Json) -> Options:
         raise BadRequest("'messages' must be a non-empty list")
     if body.get("n") not in (None, 1):
         raise BadRequest("the local provider returns one choice; 'n' must be 1")
+    if body.get("logprobs"):
+        raise BadRequest("the local provider does not return logprobs")
     opts = Options(model=str(body.get("model") or "local"), messages=_render(messages))
     opts.max_tokens = _number(body, "max_completion_tokens", 1) or _number(body, "max_tokens", 1)
     for key, (arg, low, high) in _NUMBERS.items():
@@ -83,7 +87,7 @@ def parse_body(body: Json) -> Options:
     opts.schema = _response_schema(body.get("response_format"))
     tool = _forced_tool(body.get("tools"), body.get("tool_choice"))
     if tool is not None:
-        opts.tool, opts.schema = tool.get("name"), tool.get("parameters") or {"type": "object"}
+        opts.tool, opts.schema = tool.get("name"), tool.get("parameters") or _NO_PARAMETERS
         _add_tool_hint(opts.messages, tool, opts.schema)
     opts.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     return opts

@@ -209,7 +209,9 @@ class OpenAIProvider:
 
 def _translate(exc: BaseException, deployment: str) -> ProviderError:
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return Timeout(f"upstream timed out: {exc or 'no reply in time'}", deployment=deployment)
+        # TimeoutError usually has no text; an empty "upstream timed out: " helps nobody.
+        return Timeout(f"upstream timed out: {str(exc) or 'no reply in time'}",
+                       deployment=deployment)
     if isinstance(exc, aiohttp.ClientError | ConnectionError | OSError):
         return Unavailable(f"upstream connection failed: {exc}", deployment=deployment)
     return Unavailable(f"upstream call failed: {type(exc).__name__}: {exc}", deployment=deployment)

@@ -17,7 +17,7 @@ import yaml
 
 from bounded.retrieval.config import JsonlFields
 from bounded.retrieval.documents import Block, DocumentError, ItemError, ParsedDocument
-from bounded.retrieval.html import parse_html
+from bounded.retrieval.html_blocks import parse_html
 
 FORMATS = {
     ".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",

@@ -32,6 +32,10 @@ from bounded.routing.strategies import STRATEGIES, Candidate, LiveStats
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+# The router's own timer decides when an attempt has run out (so it can tell a deadline cut
+# from a slow deployment); the provider gets a little longer, as a backstop for providers
+# used on their own, so the two timers never race.
+_BACKSTOP_S = 0.05
 # Errors that say nothing about a deployment's health are kept out of its breaker.
 _BREAKER_KINDS = frozenset({"rate_limit", "timeout", "unavailable"})
 
@@ -93,7 +97,7 @@ class Router:
         trace = trace if trace is not None else RouteTrace()
 
         async def attempt(dep: Deployment, timeout: float) -> Json:
-            request = ChatRequest({**body, "model": dep.model.model}, timeout_s=timeout)
+            request = ChatRequest({**body, "model": dep.model.model}, timeout + _BACKSTOP_S)
             async with asyncio.timeout(timeout):
                 return await dep.provider.complete(request)
 
@@ -111,7 +115,9 @@ class Router:
             # The deadline bounds the wait for the first token only; once committed, each
             # later chunk gets the deployment's full per-attempt timeout, not the leftover.
             idle = _per_attempt(dep, route)
-            request = ChatRequest({**body, "model": dep.model.model}, idle, stream=True)
+            request = ChatRequest(
+                {**body, "model": dep.model.model}, idle + _BACKSTOP_S, stream=True
+            )
             chunks = dep.provider.stream(request)
             try:
                 async with asyncio.timeout(timeout):

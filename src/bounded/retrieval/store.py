@@ -1,0 +1,217 @@
+"""The embedded index: one SQLite file per collection holding documents, chunks, an FTS5
+index and the vectors (float32 BLOBs), so one transaction covers all of them.
+
+Writes are one transaction per document (``replace_document``): its old chunks, FTS rows,
+vectors and labels go and the new ones arrive together, or not at all. A sync killed with
+``kill -9`` therefore leaves whole documents only; the next sync sees the missing ones by
+their hash and finishes the job, with no duplicate and no orphan.
+
+Every write bumps ``meta.generation``; readers compare it to refresh their in-memory vector
+matrix and masks. Reads live in :mod:`bounded.retrieval.store_read`.
+
+    index = SqliteIndex.open("sqlite:///.bounded/collections/handbook.db")
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from bounded.retrieval.documents import Chunk, ParsedDocument
+from bounded.retrieval.embedding import Matrix
+from bounded.retrieval.store_read import IndexReads
+from bounded.store.sqlite import Migration, connect
+
+HEADING_SEPARATOR = " › "
+
+
+def _schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('generation', '0');
+        CREATE TABLE items (
+            uri TEXT PRIMARY KEY, source INTEGER NOT NULL, signature TEXT, content_hash TEXT,
+            synced_at REAL, error TEXT, error_since REAL);
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL UNIQUE, item TEXT NOT NULL,
+            content_hash TEXT NOT NULL, title TEXT NOT NULL, metadata TEXT NOT NULL,
+            labels TEXT NOT NULL, public INTEGER NOT NULL, chunks INTEGER NOT NULL,
+            synced_at REAL NOT NULL);
+        CREATE INDEX documents_item ON documents (item);
+        CREATE TABLE doc_labels (label TEXT NOT NULL, doc INTEGER NOT NULL,
+                                 PRIMARY KEY (label, doc)) WITHOUT ROWID;
+        CREATE INDEX doc_labels_doc ON doc_labels (doc);
+        -- AUTOINCREMENT: ids are never reused, so "id > last seen" finds exactly new rows.
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL,
+            position INTEGER NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL,
+            tokens INTEGER NOT NULL);
+        CREATE INDEX chunks_doc ON chunks (doc);
+        CREATE TABLE vectors (chunk INTEGER PRIMARY KEY, doc INTEGER NOT NULL,
+                              vector BLOB NOT NULL);
+        CREATE INDEX vectors_doc ON vectors (doc);
+        CREATE VIEW chunk_fields AS
+            SELECT c.id AS id, d.title AS title, c.heading AS heading, c.text AS text
+            FROM chunks c JOIN documents d ON d.id = c.doc;
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            title, heading, text, content='chunk_fields', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2');
+        CREATE VIRTUAL TABLE fts_terms USING fts5vocab(chunks_fts, 'row');
+        """
+    )
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [("0001_retrieval_index", _schema)]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemState:
+    uri: str
+    source: int
+    signature: str | None
+    content_hash: str | None
+    synced_at: float | None
+    error: str | None
+    error_since: float | None
+
+
+class SqliteIndex(IndexReads):
+    def __init__(self, conn: sqlite3.Connection, url: str):
+        super().__init__(url)
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, url: str) -> SqliteIndex:
+        return cls(connect(url, MIGRATIONS), url)
+
+    def close(self) -> None:
+        self._conn.close()
+        self.close_readers()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    # -- change detection ---------------------------------------------------------------
+
+    def items(self) -> dict[str, ItemState]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM items").fetchall()
+        return {r["uri"]: ItemState(*r) for r in rows}
+
+    def document_hashes(self, item: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT doc_id, content_hash FROM documents WHERE item = ?", (item,)
+            ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # -- writes, one transaction each ----------------------------------------------------
+
+    def replace_document(self, item: str, doc: ParsedDocument, labels: tuple[str, ...],
+                         chunks: list[Chunk], vectors: Matrix | None) -> None:
+        now = time.time()
+        labels = tuple(sorted(set(labels)))
+        with self._transaction() as conn:
+            row = conn.execute("SELECT id FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone()
+            if row is not None:
+                _delete_document_rows(conn, row[0])
+            cur = conn.execute(
+                "INSERT INTO documents (doc_id, item, content_hash, title, metadata, labels, "
+                "public, chunks, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc.doc_id, item, doc.content_hash, doc.title, orjson.dumps(doc.metadata),
+                 orjson.dumps(labels), int(not labels), len(chunks), now),
+            )
+            doc_row = cur.lastrowid
+            conn.executemany("INSERT INTO doc_labels VALUES (?, ?)", [(x, doc_row) for x in labels])
+            for i, chunk in enumerate(chunks):
+                heading = HEADING_SEPARATOR.join(chunk.headings)
+                cur = conn.execute(
+                    "INSERT INTO chunks (doc, position, heading, text, tokens) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (doc_row, chunk.position, heading, chunk.text, chunk.tokens),
+                )
+                chunk_id = cur.lastrowid
+                conn.execute(
+                    "INSERT INTO chunks_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
+                    (chunk_id, doc.title, heading, chunk.text),
+                )
+                if vectors is not None:
+                    blob = np.ascontiguousarray(vectors[i], dtype=np.float32).tobytes()
+                    conn.execute("INSERT INTO vectors VALUES (?, ?, ?)", (chunk_id, doc_row, blob))
+
+    def finish_item(self, uri: str, source: int, signature: str | None, content_hash: str,
+                    keep: set[str]) -> int:
+        """Record an item as synced and drop its documents that no longer exist."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT id, doc_id FROM documents WHERE item = ?", (uri,))
+            stale = [r[0] for r in rows.fetchall() if r[1] not in keep]
+            for doc_row in stale:
+                _delete_document_rows(conn, doc_row)
+            conn.execute(
+                "INSERT INTO items (uri, source, signature, content_hash, synced_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (uri) DO UPDATE SET source = excluded.source, "
+                "signature = excluded.signature, content_hash = excluded.content_hash, "
+                "synced_at = excluded.synced_at, error = NULL, error_since = NULL",
+                (uri, source, signature, content_hash, time.time()),
+            )
+        return len(stale)
+
+    def item_error(self, uri: str, source: int, message: str) -> None:
+        """Remember the failure (for status) and keep whatever was indexed before."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO items (uri, source, error, error_since) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (uri) DO UPDATE SET error = excluded.error, "
+                "error_since = COALESCE(items.error_since, excluded.error_since)",
+                (uri, source, message, time.time()),
+            )
+
+    def delete_item(self, uri: str) -> int:
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT id FROM documents WHERE item = ?", (uri,)).fetchall()
+            for row in rows:
+                _delete_document_rows(conn, row[0])
+            conn.execute("DELETE FROM items WHERE uri = ?", (uri,))
+        return len(rows)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+def _delete_document_rows(conn: sqlite3.Connection, doc_row: int) -> None:
+    # External-content FTS5 forgets a row only when told its old values; they come from the
+    # chunks table, which is why the FTS delete runs before the chunks go.
+    conn.execute(
+        "INSERT INTO chunks_fts (chunks_fts, rowid, title, heading, text) "
+        "SELECT 'delete', c.id, d.title, c.heading, c.text FROM chunks c "
+        "JOIN documents d ON d.id = c.doc WHERE c.doc = ?",
+        (doc_row,),
+    )
+    conn.execute("DELETE FROM vectors WHERE doc = ?", (doc_row,))
+    conn.execute("DELETE FROM chunks WHERE doc = ?", (doc_row,))
+    conn.execute("DELETE FROM doc_labels WHERE doc = ?", (doc_row,))
+    conn.execute("DELETE FROM documents WHERE id = ?", (doc_row,))
