@@ -74,7 +74,8 @@ TARGETS = {
     "startup_s": ("bounded ready (spawn -> first 200)", "<", 2.0),
 }
 # (numerator, denominator) endpoint pairs whose ratios are printed and put in the JSON.
-COMPARISONS: list[tuple[str, str]] = [("bounded", "litellm")]
+# Pairs whose endpoints are not both in the run are left out.
+COMPARISONS: list[tuple[str, str]] = [("bounded", "litellm"), ("bounded_b", "bounded")]
 
 
 def log(message: str) -> None:
@@ -393,6 +394,15 @@ def build_endpoints(launchers: Launchers, args: argparse.Namespace) -> list[Endp
             api_key=ADMIN_KEY,
         ),
     ]
+    if args.compare_src is not None:  # A/B: another copy of bounded, e.g. with a change
+        endpoints.append(
+            Endpoint(
+                "bounded_b",
+                f"bounded_b ({args.compare_src})",
+                launchers.bounded("bounded_b", src=args.compare_src),
+                api_key=ADMIN_KEY,
+            )
+        )
     if not args.skip_litellm:
         endpoints.append(
             Endpoint(
@@ -1150,6 +1160,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="run bounded from this folder (one holding the bounded package, e.g. a scratch "
         "copy's src/) instead of the installed one",
+    )
+    parser.add_argument(
+        "--compare-src",
+        type=Path,
+        default=None,
+        help="also run a second bounded (bounded_b) from this folder, interleaved with the "
+        "first, and print bounded_b/bounded ratios (A/B of a change)",
     )
     parser.add_argument(
         "--keep-logs",

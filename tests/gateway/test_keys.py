@@ -90,3 +90,22 @@ def test_dev_key_only_from_loopback(keys: KeyRepository) -> None:
 
 def test_revoke_unknown_key_reports_false(keys: KeyRepository) -> None:
     assert keys.revoke("does-not-exist") is False
+
+
+def test_embedding_models_need_the_key_to_name_them(
+    gateway_factory: Any, keys: KeyRepository
+) -> None:
+    config = {**CONFIG, "models": {**CONFIG["models"],
+                                   "emb": {"provider": "up", "model": "e", "kind": "embedding"}}}
+    _, scoped = keys.create("svc", features=["support"])
+    _, allowed = keys.create("embedder", features=["emb"])
+    with gateway_factory(config) as (base, _):
+        body = {"model": "emb", "input": "hello"}
+        denied = httpx.post(f"{base}/v1/embeddings", json=body,
+                            headers={"authorization": f"Bearer {scoped}"})
+        assert denied.status_code == 403
+        listed = httpx.get(f"{base}/v1/models", headers={"authorization": f"Bearer {scoped}"})
+        assert "emb" not in [m["id"] for m in listed.json()["data"]]
+        passed = httpx.post(f"{base}/v1/embeddings", json=body,
+                            headers={"authorization": f"Bearer {allowed}"})
+        assert passed.status_code == 502  # allowed through; its upstream is down

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +21,9 @@ keys_app = typer.Typer(help="Create, list and revoke virtual API keys.", no_args
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Piped output (CI, `| grep`) gets a wide console so ids and hints are never cut.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 ConfigOption = typer.Option(Path("bounded.yaml"), "--config", "-c", envvar="BOUNDED_CONFIG",
                             help="path to bounded.yaml")
@@ -66,6 +68,13 @@ def keys_create(
     feature: list[str] = typer.Option([], "--feature", "-f", help="allowed feature or model; repeat"),
     team: list[str] = typer.Option([], "--team", "-t", help="allowed team (features it owns)"),
     expires_in_days: float | None = typer.Option(None, "--expires-in-days", min=0),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", min=0,
+                                            help="this key's own spend limit"),
+    budget_period: str = typer.Option("month", "--budget-period",
+                                      help="hour, day, week, month or total"),
+    budget_mode: str = typer.Option("hard", "--budget-mode", help="hard (refuse) or soft (alert)"),
+    rpm: int | None = typer.Option(None, "--rpm", min=1, help="requests per minute"),
+    tpm: int | None = typer.Option(None, "--tpm", min=1, help="tokens per minute"),
     config: Path = ConfigOption,
 ) -> None:
     """Create a key; the plaintext is printed once and stored only as a hash."""
@@ -79,10 +88,28 @@ def keys_create(
     expires = time.time() + expires_in_days * 86400 if expires_in_days else None
     # No scope given: the key may call every feature and model.
     features = feature or ([] if team else ["*"])
+    limits = _key_limits(budget_usd, budget_period, budget_mode, rpm, tpm)
     record, plaintext = open_keys(cfg).create(name, features=features, teams=team,
-                                              expires_at=expires)
+                                              expires_at=expires, limits=limits)
     out.print(f"created key [bold]{record.id}[/] ({name}); copy it now, it is not shown again:")
     out.print(plaintext, highlight=False, soft_wrap=True)
+
+
+def _key_limits(budget_usd: float | None, period: str, mode: str, rpm: int | None,
+                tpm: int | None) -> dict[str, object] | None:
+    from bounded.config.schema import BudgetConfig, RateLimitConfig
+
+    limits: dict[str, object] = {}
+    try:
+        if budget_usd is not None:
+            budget = BudgetConfig(amount_usd=str(budget_usd), period=period, mode=mode)
+            limits["budget"] = budget.model_dump(mode="json")
+        if rpm is not None or tpm is not None:
+            limits["rate_limit"] = RateLimitConfig(rpm=rpm, tpm=tpm).model_dump(mode="json")
+    except ValueError as exc:
+        err.print(f"[red]invalid limit:[/] {exc}")
+        raise typer.Exit(2) from None
+    return limits or None
 
 
 @keys_app.command("list")

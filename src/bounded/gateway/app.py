@@ -28,7 +28,7 @@ from bounded.economics.accountant import Accountant, MemoryAccountant
 from bounded.economics.ledger import Ledger, SqlLedger
 from bounded.economics.spend import spend_since
 from bounded.economics.tokens import TokenCounter
-from bounded.errors import BoundedError, NotFound
+from bounded.errors import BoundedError, NotFound, PermissionDenied
 from bounded.gateway import chat, economics_api
 from bounded.gateway.auth import Authenticator, Principal
 from bounded.gateway.chat import client_trace_id, error_response, leave, read_body
@@ -145,7 +145,7 @@ class Gateway:
         runtime = self.runtime
         runtime.in_flight += 1
         try:
-            self.authenticate(request)
+            principal = self.authenticate(request)
             body = parse_json_object(await read_body(request, runtime))
             texts = check_embeddings(body)
             name = body["model"]
@@ -153,6 +153,9 @@ class Gateway:
             if model is None:
                 raise NotFound(f"no embedding model named {name!r}; see GET /v1/models",
                                param="model")
+            if not principal.may_embed(name):
+                raise PermissionDenied(f"key {principal.name!r} may not use {name!r}; "
+                                       "create a key with --feature that names it")
             provider = runtime.providers[model.provider]
             result = await provider.embed(texts, model.model, model.timeout_s or 60.0)
             payload = embeddings_response(name, result, body.get("encoding_format", "float"))
@@ -179,7 +182,7 @@ class Gateway:
                              "bounded": {"kind": "feature" if target.feature else "model",
                                          "targets": list(target.route.targets)}})
         for name, model in runtime.config.models.items():
-            if model.kind == "embedding":
+            if model.kind == "embedding" and principal.may_embed(name):
                 data.append({"id": name, "object": "model", "created": 0, "owned_by": "bounded",
                              "bounded": {"kind": "embedding"}})
         return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON,

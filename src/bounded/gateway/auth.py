@@ -33,6 +33,10 @@ class Principal:
             return True
         return target.team is not None and target.team in self.teams
 
+    def may_embed(self, model: str) -> bool:
+        """Embedding models have no team: a key needs them by name (or all, ``*``)."""
+        return self.admin or "*" in self.features or model in self.features
+
     def check(self, target: Target) -> None:
         if not self.may_use(target):
             raise PermissionDenied(

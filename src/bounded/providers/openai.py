@@ -71,15 +71,29 @@ def error_from_response(status: int, body: bytes, headers: Any, deployment: str)
 
 def error_from_payload(payload: Json, deployment: str) -> ProviderError:
     """An ``{"error": ...}`` object that arrived inside a 200 stream."""
-    err = payload.get("error")
-    status = 0
-    if isinstance(err, dict):
-        try:
-            status = int(err.get("status") or err.get("code") or 0)
-        except (TypeError, ValueError):
-            status = 0
-    body = orjson.dumps(payload)
-    return error_from_response(status if status >= 400 else 502, body, {}, deployment)
+    return error_from_response(_payload_status(payload.get("error")), orjson.dumps(payload), {},
+                               deployment)
+
+
+def _payload_status(err: Any) -> int:
+    """The HTTP status an in-stream error stands for: given, or read from its code and text.
+
+    Servers put a number in ``status`` or ``code``, or only a string code; without this a
+    rate limit or an over-long prompt reported mid-stream would pass for an outage and
+    fall back (or not) by the wrong rule.
+    """
+    if not isinstance(err, dict):
+        return 502
+    for key in ("status", "code"):
+        value = str(err.get(key))
+        if value.isdigit() and 400 <= int(value) < 600:
+            return int(value)
+    text = f"{err.get('code')} {err.get('type')} {err.get('message')}".lower()
+    if "rate_limit" in text or "rate limit" in text:
+        return 429
+    if any(m in text for m in _CONTEXT_MARKERS + _REFUSAL_MARKERS):
+        return 400
+    return 502
 
 
 def _error_text(body: bytes) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
+HEADING_SEPARATOR = " › "
 BlockKind = Literal["heading", "paragraph", "code", "list", "table"]
 
 
@@ -56,7 +57,7 @@ class Chunk:
 
     def embedding_text(self, title: str) -> str:
         """Title and heading path first: a chunk alone often lacks its subject."""
-        context = " › ".join(p for p in (title, *self.headings) if p)
+        context = HEADING_SEPARATOR.join(p for p in (title, *self.headings) if p)
         return f"{context}\n{self.text}" if context else self.text
 
 

@@ -24,12 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from bounded.retrieval.documents import Chunk, ParsedDocument
+from bounded.retrieval.documents import HEADING_SEPARATOR, Chunk, ParsedDocument
 from bounded.retrieval.embedding import Matrix
 from bounded.retrieval.store_read import IndexReads
 from bounded.store.sqlite import Migration, connect
-
-HEADING_SEPARATOR = " › "
 
 
 def _schema(conn: sqlite3.Connection) -> None:

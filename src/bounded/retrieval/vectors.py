@@ -56,6 +56,8 @@ class VectorCache:
         self._snapshot: VectorSnapshot | None = None
 
     def snapshot(self, conn: sqlite3.Connection, generation: int) -> VectorSnapshot:
+        """The matrix as of ``generation``; ``conn`` must be inside a read transaction
+        that read that generation, so rows and generation agree."""
         current = self._snapshot
         if current is not None and current.generation == generation:
             return current

@@ -1,0 +1,191 @@
+"""Reads of the embedded index: BM25 through FTS5, the vector snapshot, chunk records, status.
+
+Access labels and metadata filters are part of each statement's WHERE clause (and of the
+vector mask), never applied to a finished top-k.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from bounded.retrieval.access import Viewer
+from bounded.retrieval.documents import HEADING_SEPARATOR
+from bounded.retrieval.vectors import VectorCache, VectorSnapshot
+from bounded.store.sqlite import path_from_url
+
+Filters = dict[str, Any]
+# Title, heading path, text: a word in the title says more than one deep in the text.
+BM25_WEIGHTS = (1.0, 1.0, 1.0)
+_MASKS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    chunk_id: int
+    doc_id: str
+    item: str
+    title: str
+    headings: tuple[str, ...]
+    position: int
+    text: str
+    tokens: int
+    metadata: dict[str, Any]
+    labels: tuple[str, ...]
+
+
+def access_sql(viewer: Viewer) -> tuple[str, list[Any]]:
+    if viewer.labels is None:
+        return "", []
+    if not viewer.labels:
+        return " AND d.public = 1", []
+    labels = sorted(viewer.labels)
+    marks = ", ".join("?" * len(labels))
+    return (f" AND (d.public = 1 OR d.id IN (SELECT doc FROM doc_labels WHERE label IN ({marks})))",
+            labels)
+
+
+def filter_sql(filters: Filters) -> tuple[str, list[Any]]:
+    sql, params = "", []
+    for key, value in sorted(filters.items()):
+        values = value if isinstance(value, list) else [value]
+        if key == "doc_id":
+            sql += f" AND d.doc_id IN ({', '.join('?' * len(values))})"
+        else:
+            sql += f" AND json_extract(d.metadata, ?) IN ({', '.join('?' * len(values))})"
+            params.append('$."' + key.replace('"', "") + '"')
+        params.extend(values)
+    return sql, params
+
+
+class IndexReads:
+    def __init__(self, url: str):
+        self.url = url
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._vectors = VectorCache()
+        self._masks: OrderedDict[tuple[Any, ...], npt.NDArray[np.bool_]] = OrderedDict()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(path_from_url(self.url), check_same_thread=False,
+                                   isolation_level=None, timeout=10)
+            conn.execute("PRAGMA query_only = 1")
+            conn.execute("PRAGMA busy_timeout = 10000")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def close_readers(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    @contextmanager
+    def _snapshot_read(self) -> Iterator[tuple[sqlite3.Connection, int]]:
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            generation = int(conn.execute(
+                "SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            yield conn, generation
+        finally:
+            conn.execute("COMMIT")
+
+    def generation(self) -> int:
+        with self._snapshot_read() as (_, generation):
+            return generation
+
+    def term_documents(self, terms: list[str]) -> tuple[int, dict[str, int]]:
+        """Chunk count and, per term (as FTS5 stored it), the chunks that contain it."""
+        conn = self._reader()
+        total = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        found = {}
+        for term in terms:
+            row = conn.execute("SELECT doc FROM fts_terms WHERE term = ?", (term,)).fetchone()
+            found[term] = row[0] if row else 0
+        return total, found
+
+    def bm25(self, match: str, viewer: Viewer, filters: Filters, limit: int
+             ) -> list[tuple[int, float]]:
+        access, params = access_sql(viewer)
+        where, more = filter_sql(filters)
+        weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+        join = " JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc"
+        sql = (f"SELECT f.rowid, bm25(chunks_fts, {weights}) AS score FROM chunks_fts f"
+               f"{join if access or where else ''} WHERE chunks_fts MATCH ?{access}{where} "
+               "ORDER BY score LIMIT ?")
+        rows = self._reader().execute(sql, [match, *params, *more, limit]).fetchall()
+        # FTS5's bm25() is negative (lower is better); flip it so higher is better everywhere.
+        return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def dense(self, query: npt.NDArray[np.float32], viewer: Viewer, filters: Filters,
+              limit: int) -> tuple[list[tuple[int, float]], VectorSnapshot]:
+        with self._snapshot_read() as (conn, generation):
+            snapshot = self._vectors.snapshot(conn, generation)
+            mask = self._mask(conn, snapshot, viewer, filters)
+        return snapshot.top(query, limit, mask), snapshot
+
+    def vector_snapshot(self) -> VectorSnapshot:
+        with self._snapshot_read() as (conn, generation):
+            return self._vectors.snapshot(conn, generation)
+
+    def _mask(self, conn: sqlite3.Connection, snapshot: VectorSnapshot, viewer: Viewer,
+              filters: Filters) -> npt.NDArray[np.bool_] | None:
+        if viewer.labels is None and not filters:
+            return None
+        key = (snapshot.generation, viewer.labels, orjson.dumps(filters, option=orjson.OPT_SORT_KEYS))
+        mask = self._masks.get(key)
+        if mask is None:
+            access, params = access_sql(viewer)
+            where, more = filter_sql(filters)
+            allowed = np.fromiter(
+                (r[0] for r in conn.execute(
+                    f"SELECT d.id FROM documents d WHERE 1{access}{where}", [*params, *more])),
+                dtype=np.int64,
+            )
+            mask = np.isin(snapshot.docs, allowed)
+            self._masks[key] = mask
+            while len(self._masks) > _MASKS:
+                self._masks.popitem(last=False)
+        return mask
+
+    def chunk_records(self, ids: list[int]) -> dict[int, ChunkRecord]:
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        rows = self._reader().execute(
+            "SELECT c.id, d.doc_id, d.item, d.title, c.heading, c.position, c.text, c.tokens, "
+            f"d.metadata, d.labels FROM chunks c JOIN documents d ON d.id = c.doc "
+            f"WHERE c.id IN ({marks})", ids,
+        ).fetchall()
+        return {
+            r[0]: ChunkRecord(r[0], r[1], r[2], r[3], tuple(h for h in r[4].split(HEADING_SEPARATOR) if h),
+                              r[5], r[6], r[7], orjson.loads(r[8]), tuple(orjson.loads(r[9])))
+            for r in rows
+        }
+
+    def stats(self) -> dict[str, Any]:
+        conn = self._reader()
+        documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        errors = [
+            {"uri": r[0], "error": r[1], "since": r[2]}
+            for r in conn.execute(
+                "SELECT uri, error, error_since FROM items WHERE error IS NOT NULL ORDER BY uri")
+        ]
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        return {"documents": documents, "chunks": chunks, "errors": errors, "meta": meta}
