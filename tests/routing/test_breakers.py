@@ -45,8 +45,8 @@ def test_it_opens_only_once_enough_calls_fail():
     assert lone.state is BreakerState.CLOSED  # one call is below min_calls
 
     breaker = Breaker(POLICY, Clock())
-    for ok in (True, True, False):
-        breaker.record(ok=ok)
+    for outcome in (True, True, False):
+        breaker.record(ok=outcome)
     assert breaker.state is BreakerState.CLOSED  # 1 failure in 3 is under the rate
     assert breaker.allow()
     breaker.record(ok=False)
@@ -152,8 +152,12 @@ def test_breaker_lifecycle_end_to_end(upstream, gateway_factory):
         upstream.always("primary", ok("primary is back"))
         r = chat(url)
         assert r.headers["x-bounded-route"] == "primary"
-        assert breaker_of(url, "primary") == {"state": "closed", "calls": 0, "failure_rate": 0.0,
-                                              "probe_in_flight": False}
+        assert breaker_of(url, "primary") == {
+            "state": "closed",
+            "calls": 0,
+            "failure_rate": 0.0,
+            "probe_in_flight": False,
+        }
 
         # Trip it again; this time the probe fails and it opens for another cooldown.
         upstream.always("primary", status(503))
@@ -212,8 +216,9 @@ async def test_a_cancelled_probe_gives_its_slot_back(upstream):
     """A client that hangs up mid-probe must not leave the breaker waiting on it for good."""
     provider = OpenAIProvider("up", ProviderConfig(kind="openai", base_url=upstream.base_url))
     deployment = Deployment("primary", ModelConfig(provider="up", model="primary"), provider)
-    router = Router({"primary": deployment},
-                    BreakerPolicy(window=1, min_calls=1, cooldown_s=COOLDOWN))
+    router = Router(
+        {"primary": deployment}, BreakerPolicy(window=1, min_calls=1, cooldown_s=COOLDOWN)
+    )
     route = RouteConfig(targets=("primary",), retry={"attempts": 1})
     body = {"messages": [{"role": "user", "content": "hi"}]}
     breaker = router.breakers["primary"]

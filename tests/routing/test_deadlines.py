@@ -23,7 +23,6 @@ def upstream(standin: FaultyUpstream) -> FaultyUpstream:
     return standin
 
 
-
 def test_an_attempt_that_outlives_its_timeout_falls_back_promptly(upstream, gateway_factory):
     route = {"targets": ["primary", "backup"], "retry": {"attempts": 1}, "timeout_s": 0.3}
     with gateway_factory(routed_config(upstream.base_url, route)) as (url, _):
@@ -51,8 +50,12 @@ def test_the_deadline_bounds_the_whole_request_not_attempts_times_timeout(
 ):
     upstream.always("backup", hang(10))
     # Unbounded, this would take 2 targets x 3 attempts x 0.6 s = 3.6 s.
-    route = {"targets": ["primary", "backup"], "timeout_s": 0.6, "deadline_s": 1.0,
-             "retry": {"attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.01}}
+    route = {
+        "targets": ["primary", "backup"],
+        "timeout_s": 0.6,
+        "deadline_s": 1.0,
+        "retry": {"attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.01},
+    }
     with gateway_factory(routed_config(upstream.base_url, route)) as (url, _):
         started = time.monotonic()
         r = chat(url)

@@ -52,8 +52,9 @@ def upstream(standin: FaultyUpstream) -> FaultyUpstream:
         pytest.param(content_filter(), id="content-refused"),
     ],
 )
-def test_each_failure_class_falls_back_to_the_next_target(fault: Behaviour, upstream,
-                                                         gateway_factory):
+def test_each_failure_class_falls_back_to_the_next_target(
+    fault: Behaviour, upstream, gateway_factory
+):
     upstream.script("primary", fault)
     with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
         r = chat(url)

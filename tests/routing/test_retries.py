@@ -67,8 +67,7 @@ def test_retry_after_is_waited_out_before_the_retry(upstream, gateway_factory):
 def test_retry_after_beyond_the_cap_falls_back_instead_of_waiting(upstream, gateway_factory):
     upstream.script("primary", rate_limited(retry_after_s=5))
     upstream.always("backup", ok("from backup"))
-    route = {"targets": ["primary", "backup"],
-             "retry": {**FAST_RETRY, "max_retry_after_s": 0.5}}
+    route = {"targets": ["primary", "backup"], "retry": {**FAST_RETRY, "max_retry_after_s": 0.5}}
     with gateway_factory(routed_config(upstream.base_url, route)) as (url, _):
         started = time.monotonic()
         r = chat(url)
@@ -114,11 +113,16 @@ async def test_full_jitter_backoff_stays_within_its_cap(upstream):
 
     deployment = Deployment("primary", ModelConfig(provider="up", model="primary"), provider)
     # A window smaller than min_calls never opens: this test is about backoff alone.
-    router = Router({"primary": deployment}, BreakerPolicy(window=1, min_calls=2),
-                    rng=random.Random(7), sleep=record)
+    router = Router(
+        {"primary": deployment},
+        BreakerPolicy(window=1, min_calls=2),
+        rng=random.Random(7),
+        sleep=record,
+    )
     base, cap = 0.05, 0.3
-    route = RouteConfig(targets=("primary",), retry={"attempts": 10, "backoff_base_s": base,
-                                                     "backoff_max_s": cap})
+    route = RouteConfig(
+        targets=("primary",), retry={"attempts": 10, "backoff_base_s": base, "backoff_max_s": cap}
+    )
     try:
         for _ in range(20):
             with pytest.raises(Unavailable):

@@ -7,10 +7,11 @@ has text in hand, so the failure must reach it as an error, never as a silently 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionChunk
 
 from tests.conftest import ADMIN_KEY
 from tests.standins.faulty_upstream import (
@@ -48,7 +49,7 @@ def client(url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key=ADMIN_KEY, max_retries=0, timeout=10)
 
 
-def read_text(chunks: openai.Stream) -> tuple[str, list[str]]:  # type: ignore[type-arg]
+def read_text(chunks: Iterable[ChatCompletionChunk]) -> tuple[str, list[str]]:
     """The streamed text and the finish reasons seen, read to the end."""
     text, finishes = [], []
     for chunk in chunks:
@@ -70,8 +71,9 @@ def read_text(chunks: openai.Stream) -> tuple[str, list[str]]:  # type: ignore[t
         pytest.param(stream(first_delay_s=5), id="first-token-after-the-timeout"),
     ],
 )
-def test_a_stream_failing_before_its_first_token_falls_back(fault: Behaviour, upstream,
-                                                            gateway_factory):
+def test_a_stream_failing_before_its_first_token_falls_back(
+    fault: Behaviour, upstream, gateway_factory
+):
     upstream.script("primary", fault)
     with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
         started = time.monotonic()
@@ -89,11 +91,11 @@ def test_a_stream_failing_before_its_first_token_falls_back(fault: Behaviour, up
 
 
 def test_an_error_after_tokens_reaches_the_sdk_as_an_exception(upstream, gateway_factory):
-    upstream.script("primary", stream_error(after_tokens=["Hel", "lo"],
-                                            message="overloaded mid-answer"))
+    upstream.script(
+        "primary", stream_error(after_tokens=["Hel", "lo"], message="overloaded mid-answer")
+    )
     with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
-        chunks = client(url).chat.completions.create(model="chat", messages=MESSAGES,
-                                                     stream=True)
+        chunks = client(url).chat.completions.create(model="chat", messages=MESSAGES, stream=True)
         seen: list[str] = []
         with pytest.raises(openai.APIError, match="overloaded mid-answer"):
             for chunk in chunks:
@@ -105,8 +107,7 @@ def test_an_error_after_tokens_reaches_the_sdk_as_an_exception(upstream, gateway
 def test_a_stream_that_stops_without_finishing_is_an_error(upstream, gateway_factory):
     upstream.script("primary", stream_unfinished(tokens=["Half", " an"]))
     with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
-        chunks = client(url).chat.completions.create(model="chat", messages=MESSAGES,
-                                                     stream=True)
+        chunks = client(url).chat.completions.create(model="chat", messages=MESSAGES, stream=True)
         with pytest.raises(openai.APIError, match="ended before it finished"):
             read_text(chunks)
     assert upstream.count("backup") == 0
@@ -116,8 +117,7 @@ def test_a_stall_between_chunks_longer_than_the_timeout_is_an_error(upstream, ga
     upstream.script("primary", stream(["first", " second"], gap_s=5))
     with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
         started = time.monotonic()
-        chunks = client(url).chat.completions.create(model="chat", messages=MESSAGES,
-                                                     stream=True)
+        chunks = client(url).chat.completions.create(model="chat", messages=MESSAGES, stream=True)
         with pytest.raises(openai.APIError, match=f"no next stream chunk within {TIMEOUT_S}s"):
             read_text(chunks)
         elapsed = time.monotonic() - started
@@ -139,11 +139,18 @@ def test_a_slow_stream_within_its_timeout_is_delivered_whole(upstream, gateway_f
 
 def test_an_in_stream_error_is_classified_like_the_http_one(upstream, gateway_factory):
     """A prompt-too-long reported as a stream event is a 400 for the client, not an outage."""
-    upstream.script("primary", stream_error(message="This model's maximum context length is "
-                                            "8192 tokens", code="context_length_exceeded"))
+    upstream.script(
+        "primary",
+        stream_error(
+            message="This model's maximum context length is 8192 tokens",
+            code="context_length_exceeded",
+        ),
+    )
     route = {**ROUTE, "targets": ["primary"]}
-    with gateway_factory(routed_config(upstream.base_url, route)) as (url, _):
-        with pytest.raises(openai.BadRequestError) as caught:
-            client(url).chat.completions.create(model="chat", messages=MESSAGES, stream=True)
+    with (
+        gateway_factory(routed_config(upstream.base_url, route)) as (url, _),
+        pytest.raises(openai.BadRequestError) as caught,
+    ):
+        client(url).chat.completions.create(model="chat", messages=MESSAGES, stream=True)
     assert caught.value.status_code == 400
     assert caught.value.code == "context_length_exceeded"

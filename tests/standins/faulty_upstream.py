@@ -122,16 +122,26 @@ def _completion(model: str, content: str) -> Json:
         "object": "chat.completion",
         "created": 0,
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "finish_reason": "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
     }
 
 
 def _chunk(model: str, delta: Json | None = None, finish: str | None = None) -> bytes:
     choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
-    payload = {"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": 0,
-               "model": model, "choices": choices}
+    payload = {
+        "id": "chatcmpl-standin",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": choices,
+    }
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
@@ -140,9 +150,16 @@ def _event(payload: Json) -> bytes:
 
 
 def _usage_chunk(model: str) -> bytes:
-    return _event({"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": 0,
-                   "model": model, "choices": [],
-                   "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+    return _event(
+        {
+            "id": "chatcmpl-standin",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": [],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        }
+    )
 
 
 def _tokens(content: str) -> list[str]:
@@ -196,15 +213,27 @@ def _sse(events: AsyncIterator[bytes]) -> StreamingResponse:
 # -- behaviours: faults ------------------------------------------------------------------------
 
 
-def status(code: int, message: str = "stand-in failure", *, error_code: str | None = None,
-           headers: dict[str, str] | None = None) -> Behaviour:
+def status(
+    code: int,
+    message: str = "stand-in failure",
+    *,
+    error_code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Behaviour:
     """An OpenAI-style error body with this HTTP status."""
 
     async def behave(request: Request, body: Json) -> Response:
-        payload = {"error": {"message": message, "type": "server_error" if code >= 500
-                             else "invalid_request_error", "param": None, "code": error_code}}
-        return Response(orjson.dumps(payload), status_code=code, media_type="application/json",
-                        headers=headers)
+        payload = {
+            "error": {
+                "message": message,
+                "type": "server_error" if code >= 500 else "invalid_request_error",
+                "param": None,
+                "code": error_code,
+            }
+        }
+        return Response(
+            orjson.dumps(payload), status_code=code, media_type="application/json", headers=headers
+        )
 
     return behave
 
@@ -215,13 +244,19 @@ def rate_limited(retry_after_s: float | None = None) -> Behaviour:
 
 
 def context_too_long() -> Behaviour:
-    return status(400, "This model's maximum context length is 8192 tokens",
-                  error_code="context_length_exceeded")
+    return status(
+        400,
+        "This model's maximum context length is 8192 tokens",
+        error_code="context_length_exceeded",
+    )
 
 
 def content_filter() -> Behaviour:
-    return status(400, "The response was filtered by the content management policy",
-                  error_code="content_filter")
+    return status(
+        400,
+        "The response was filtered by the content management policy",
+        error_code="content_filter",
+    )
 
 
 def bad_request() -> Behaviour:
@@ -271,14 +306,19 @@ def malformed_json() -> Behaviour:
     """A 200 whose body is cut off mid-JSON."""
 
     async def behave(request: Request, body: Json) -> Response:
-        return Response(b'{"id": "chatcmpl-standin", "choices": [{"index": 0, "mess',
-                        media_type="application/json")
+        return Response(
+            b'{"id": "chatcmpl-standin", "choices": [{"index": 0, "mess',
+            media_type="application/json",
+        )
 
     return behave
 
 
-def stream_error(after_tokens: Sequence[str] = (), message: str = "upstream overloaded",
-                 code: str = "server_error") -> Behaviour:
+def stream_error(
+    after_tokens: Sequence[str] = (),
+    message: str = "upstream overloaded",
+    code: str = "server_error",
+) -> Behaviour:
     """A 200 stream that sends an ``{"error": ...}`` event, before or after some tokens."""
 
     async def behave(request: Request, body: Json) -> Response:
@@ -314,8 +354,14 @@ def stream_unfinished(tokens: Sequence[str] = ("Hello",)) -> Behaviour:
 # -- driving the gateway against it ------------------------------------------------------------
 
 
-def routed_config(base_url: str, route: Json, *, models: Sequence[str] = ("primary", "backup"),
-                  breaker: Json | None = None, model_extra: dict[str, Json] | None = None) -> Json:
+def routed_config(
+    base_url: str,
+    route: Json,
+    *,
+    models: Sequence[str] = ("primary", "backup"),
+    breaker: Json | None = None,
+    model_extra: dict[str, Json] | None = None,
+) -> Json:
     """A gateway config with deployments named as their upstream models, and feature ``chat``."""
     extra = model_extra or {}
     config: Json = {
@@ -331,5 +377,9 @@ def routed_config(base_url: str, route: Json, *, models: Sequence[str] = ("prima
 def chat(url: str, *, model: str = "chat", timeout: float = 10.0, **body: Any) -> httpx.Response:
     """One non-streaming chat request to the gateway, as the admin."""
     payload = {"model": model, "messages": [{"role": "user", "content": "hi"}], **body}
-    return httpx.post(f"{url}/v1/chat/completions", json=payload, timeout=timeout,
-                      headers={"authorization": f"Bearer {ADMIN_KEY}"})
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        json=payload,
+        timeout=timeout,
+        headers={"authorization": f"Bearer {ADMIN_KEY}"},
+    )

@@ -179,5 +179,10 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
 
+from bounded.cli.retrieval import register as _register_retrieval  # noqa: E402
+
+_register_retrieval(app, _load)
+
+
 def main() -> None:
     app()

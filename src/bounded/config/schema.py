@@ -19,6 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bounded.retrieval.config import CollectionConfig, FeatureRetrieval
+
 ErrorKind = Literal[
     "rate_limit", "timeout", "unavailable", "context_too_long", "content_refused", "bad_request"
 ]
@@ -149,4 +151,5 @@ class BoundedConfig(Frozen):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     features: dict[str, FeatureConfig] = Field(default_factory=dict)
+    collections: dict[str, CollectionConfig] = Field(default_factory=dict)
     teams: dict[str, TeamConfig] = Field(default_factory=dict)

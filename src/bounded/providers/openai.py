@@ -27,8 +27,13 @@ from bounded.errors import (
 from bounded.providers.base import ChatRequest, EmbeddingResult, Json
 from bounded.providers.sse import iter_sse_data
 
-_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window",
-                    "too many tokens", "prompt is too long")
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context window",
+    "too many tokens",
+    "prompt is too long",
+)
 _REFUSAL_MARKERS = ("content_filter", "content_policy", "content management policy", "safety")
 
 
@@ -71,8 +76,9 @@ def error_from_response(status: int, body: bytes, headers: Any, deployment: str)
 
 def error_from_payload(payload: Json, deployment: str) -> ProviderError:
     """An ``{"error": ...}`` object that arrived inside a 200 stream."""
-    return error_from_response(_payload_status(payload.get("error")), orjson.dumps(payload), {},
-                               deployment)
+    return error_from_response(
+        _payload_status(payload.get("error")), orjson.dumps(payload), {}, deployment
+    )
 
 
 def _payload_status(err: Any) -> int:
@@ -133,8 +139,13 @@ class OpenAIProvider:
         if self._session is not None:
             await self._session.close()
 
-    async def _post(self, path: str, body: Json, timeout: aiohttp.ClientTimeout,
-                    headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+    async def _post(
+        self,
+        path: str,
+        body: Json,
+        timeout: aiohttp.ClientTimeout,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
         hdrs = {**self._headers, **headers} if headers else self._headers
         return await self._client().post(
             self.base_url + path, data=orjson.dumps(body), headers=hdrs, timeout=timeout
@@ -198,8 +209,7 @@ class OpenAIProvider:
             except Exception as exc:
                 raise _translate(exc, deployment) from exc
             if not finished:
-                raise Unavailable("upstream stream ended before it finished",
-                                  deployment=deployment)
+                raise Unavailable("upstream stream ended before it finished", deployment=deployment)
 
     async def embed(self, texts: list[str], model: str, timeout_s: float) -> EmbeddingResult:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -224,8 +234,9 @@ class OpenAIProvider:
 def _translate(exc: BaseException, deployment: str) -> ProviderError:
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         # TimeoutError usually has no text; an empty "upstream timed out: " helps nobody.
-        return Timeout(f"upstream timed out: {str(exc) or 'no reply in time'}",
-                       deployment=deployment)
+        return Timeout(
+            f"upstream timed out: {str(exc) or 'no reply in time'}", deployment=deployment
+        )
     if isinstance(exc, aiohttp.ClientError | ConnectionError | OSError):
         return Unavailable(f"upstream connection failed: {exc}", deployment=deployment)
     return Unavailable(f"upstream call failed: {type(exc).__name__}: {exc}", deployment=deployment)

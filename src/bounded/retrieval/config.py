@@ -27,6 +27,8 @@ DEFAULT_INCLUDE = (
     "**/*.md", "**/*.markdown", "**/*.txt", "**/*.html", "**/*.htm", "**/*.pdf", "**/*.jsonl",
 )
 DEFAULT_EMBEDDING = "all-minilm-l6-v2"
+# Names build_embedder() knows; kept here so config checks need not import numpy.
+EMBEDDING_MODELS = (DEFAULT_EMBEDDING, "none")
 MetadataValue = str | int | float | bool
 
 

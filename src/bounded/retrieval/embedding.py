@@ -18,6 +18,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from bounded.retrieval.config import EMBEDDING_MODELS
+
 Matrix = npt.NDArray[np.float32]
 
 
@@ -59,7 +61,7 @@ NO_EMBEDDING = "none"
 
 
 def known_embedders() -> list[str]:
-    return [*EMBEDDERS, NO_EMBEDDING]
+    return list(EMBEDDING_MODELS)
 
 
 def build_embedder(name: str) -> Embedder | None:

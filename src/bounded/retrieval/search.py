@@ -131,7 +131,10 @@ def _fuse(*lists: list[tuple[int, float]]) -> list[tuple[int, float]]:
 
 def _mmr(ranked: list[tuple[int, float]], snapshot: VectorSnapshot, lam: float, k: int
          ) -> list[tuple[int, float]]:
-    present = [(cid, s) for cid, s in ranked if np.any(snapshot.ids == cid)]
+    wanted = np.asarray([cid for cid, _ in ranked], dtype=np.int64)
+    where = np.minimum(np.searchsorted(snapshot.ids, wanted), max(len(snapshot.ids) - 1, 0))
+    found = snapshot.ids[where] == wanted if len(snapshot.ids) else np.zeros(len(wanted), bool)
+    present = [pair for pair, ok in zip(ranked, found, strict=True) if ok]
     if not present:
         return ranked
     vectors = snapshot.rows([cid for cid, _ in present])

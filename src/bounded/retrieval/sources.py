@@ -27,6 +27,7 @@ class SourceError(Exception):
 class Item:
     uri: str  # the document id of a file or URL; JSON Lines records append '#id'
     source: int  # index of the source in the collection config
+    source_key: str  # stable across config edits: the folder path, or 'url'
     title: str
     signature: str | None  # size and mtime for files: equal means unchanged, unread
     read: Callable[[], tuple[str, bytes]]  # (format, bytes); raises DocumentError
@@ -40,6 +41,10 @@ def list_items(index: int, source: Source) -> list[Item]:
 
 def source_label(source: Source) -> str:
     return source.path if isinstance(source, FolderSource) else ", ".join(source.urls)
+
+
+def source_key(source: Source) -> str:
+    return f"folder:{source.path}" if isinstance(source, FolderSource) else "url"
 
 
 def _folder_items(index: int, source: FolderSource) -> Iterator[Item]:
@@ -61,7 +66,7 @@ def _folder_items(index: int, source: FolderSource) -> Iterator[Item]:
             except OSError:
                 continue  # vanished between glob and stat; the next sync sees it gone
             uri = (PurePosixPath(source.path) / relative).as_posix()
-            yield Item(uri, index, path.stem.replace("_", " ").replace("-", " "),
+            yield Item(uri, index, source_key(source), path.stem.replace("_", " ").replace("-", " "),
                        f"{stat.st_size}:{stat.st_mtime_ns}", _file_reader(path, source.max_bytes))
 
 
@@ -97,4 +102,4 @@ def _url_item(index: int, source: UrlSource, url: str) -> Item:
         return fmt, response.body
 
     title = url.rstrip("/").rsplit("/", 1)[-1] or url
-    return Item(url, index, title, None, read)
+    return Item(url, index, "url", title, None, read)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -27,16 +27,23 @@ import orjson
 from bounded.retrieval.documents import HEADING_SEPARATOR, Chunk, ParsedDocument
 from bounded.retrieval.embedding import Matrix
 from bounded.retrieval.store_read import IndexReads
-from bounded.store.sqlite import Migration, connect
+from bounded.store.db import sqlite_path
+
+Migration = Callable[[sqlite3.Connection], None]
 
 
 def _schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(
-        """
+    # One statement at a time: executescript() would COMMIT the migration's transaction.
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+_SCHEMA = """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO meta VALUES ('generation', '0');
         CREATE TABLE items (
-            uri TEXT PRIMARY KEY, source INTEGER NOT NULL, signature TEXT, content_hash TEXT,
+            uri TEXT PRIMARY KEY, source TEXT NOT NULL, signature TEXT, content_hash TEXT,
             synced_at REAL, error TEXT, error_since REAL);
         CREATE TABLE documents (
             id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL UNIQUE, item TEXT NOT NULL,
@@ -63,17 +70,46 @@ def _schema(conn: sqlite3.Connection) -> None:
             title, heading, text, content='chunk_fields', content_rowid='id',
             tokenize='porter unicode61 remove_diacritics 2');
         CREATE VIRTUAL TABLE fts_terms USING fts5vocab(chunks_fts, 'row');
-        """
-    )
+"""
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [("0001_retrieval_index", _schema)]
 
 
+def connect(url: str) -> sqlite3.Connection:
+    """Open (creating) a collection file and apply the named migrations it lacks.
+
+    The index is a file of its own, not a table set in the main store: a 100k-chunk sync
+    writes hundreds of megabytes, and the ledger's writers should not queue behind it.
+    """
+    path = sqlite_path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL: a commit survives kill -9 (it is in the WAL); only an OS crash may lose the
+    # last few, and a re-sync puts them back.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    for name, apply in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Checked inside the write lock: another process may have just applied it.
+            if not conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                apply(conn)
+                conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return conn
+
+
 @dataclass(frozen=True, slots=True)
 class ItemState:
     uri: str
-    source: int
+    source: str
     signature: str | None
     content_hash: str | None
     synced_at: float | None
@@ -89,7 +125,7 @@ class SqliteIndex(IndexReads):
 
     @classmethod
     def open(cls, url: str) -> SqliteIndex:
-        return cls(connect(url, MIGRATIONS), url)
+        return cls(connect(url), url)
 
     def close(self) -> None:
         self._conn.close()
@@ -125,10 +161,10 @@ class SqliteIndex(IndexReads):
 
     # -- writes, one transaction each ----------------------------------------------------
 
-    def replace_document(self, item: str, doc: ParsedDocument, labels: tuple[str, ...],
+    def replace_document(self, item: str, doc: ParsedDocument, content_hash: str,
                          chunks: list[Chunk], vectors: Matrix | None) -> None:
         now = time.time()
-        labels = tuple(sorted(set(labels)))
+        labels = tuple(sorted(set(doc.labels)))
         with self._transaction() as conn:
             row = conn.execute("SELECT id FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone()
             if row is not None:
@@ -136,7 +172,7 @@ class SqliteIndex(IndexReads):
             cur = conn.execute(
                 "INSERT INTO documents (doc_id, item, content_hash, title, metadata, labels, "
                 "public, chunks, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (doc.doc_id, item, doc.content_hash, doc.title, orjson.dumps(doc.metadata),
+                (doc.doc_id, item, content_hash, doc.title, orjson.dumps(doc.metadata),
                  orjson.dumps(labels), int(not labels), len(chunks), now),
             )
             doc_row = cur.lastrowid
@@ -157,24 +193,30 @@ class SqliteIndex(IndexReads):
                     blob = np.ascontiguousarray(vectors[i], dtype=np.float32).tobytes()
                     conn.execute("INSERT INTO vectors VALUES (?, ?, ?)", (chunk_id, doc_row, blob))
 
-    def finish_item(self, uri: str, source: int, signature: str | None, content_hash: str,
-                    keep: set[str]) -> int:
-        """Record an item as synced and drop its documents that no longer exist."""
+    def finish_item(self, uri: str, source: str, signature: str | None, content_hash: str,
+                    keep: set[str], error: str | None = None) -> int:
+        """Record an item as synced and drop its documents that no longer exist.
+
+        ``error`` notes a partial success (bad lines of a JSON Lines file): the item is then
+        read again next time, so the problem keeps showing until it is fixed."""
         with self._transaction() as conn:
             rows = conn.execute("SELECT id, doc_id FROM documents WHERE item = ?", (uri,))
             stale = [r[0] for r in rows.fetchall() if r[1] not in keep]
             for doc_row in stale:
                 _delete_document_rows(conn, doc_row)
             conn.execute(
-                "INSERT INTO items (uri, source, signature, content_hash, synced_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (uri) DO UPDATE SET source = excluded.source, "
-                "signature = excluded.signature, content_hash = excluded.content_hash, "
-                "synced_at = excluded.synced_at, error = NULL, error_since = NULL",
-                (uri, source, signature, content_hash, time.time()),
+                "INSERT INTO items (uri, source, signature, content_hash, synced_at, error, "
+                "error_since) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uri) DO UPDATE SET "
+                "source = excluded.source, signature = excluded.signature, "
+                "content_hash = excluded.content_hash, synced_at = excluded.synced_at, "
+                "error = excluded.error, error_since = CASE WHEN excluded.error IS NULL THEN NULL "
+                "ELSE COALESCE(items.error_since, excluded.error_since) END",
+                (uri, source, signature, content_hash, time.time(), error,
+                 time.time() if error else None),
             )
         return len(stale)
 
-    def item_error(self, uri: str, source: int, message: str) -> None:
+    def item_error(self, uri: str, source: str, message: str) -> None:
         """Remember the failure (for status) and keep whatever was indexed before."""
         with self._transaction() as conn:
             conn.execute(

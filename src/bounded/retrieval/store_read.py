@@ -21,7 +21,7 @@ import orjson
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.documents import HEADING_SEPARATOR
 from bounded.retrieval.vectors import VectorCache, VectorSnapshot
-from bounded.store.sqlite import path_from_url
+from bounded.store.db import sqlite_path
 
 Filters = dict[str, Any]
 # Title, heading path, text: a word in the title says more than one deep in the text.
@@ -79,7 +79,7 @@ class IndexReads:
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(path_from_url(self.url), check_same_thread=False,
+            conn = sqlite3.connect(sqlite_path(self.url), check_same_thread=False,
                                    isolation_level=None, timeout=10)
             conn.execute("PRAGMA query_only = 1")
             conn.execute("PRAGMA busy_timeout = 10000")
@@ -104,6 +104,10 @@ class IndexReads:
             yield conn, generation
         finally:
             conn.execute("COMMIT")
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
 
     def generation(self) -> int:
         with self._snapshot_read() as (_, generation):

@@ -36,7 +36,8 @@ Sleep = Callable[[float], Awaitable[None]]
 # from a slow deployment); the provider gets a little longer, as a backstop for providers
 # used on their own, so the two timers never race.
 _BACKSTOP_S = 0.05
-# Errors that say nothing about a deployment's health are kept out of its breaker.
+# Only these count against a deployment's breaker: a prompt too long, a refusal or a bad
+# request says nothing about the deployment's health.
 _BREAKER_KINDS = frozenset({"rate_limit", "timeout", "unavailable"})
 
 
@@ -238,6 +239,8 @@ class Router:
         except (ProviderError, TimeoutError) as exc:
             error = _as_provider_error(exc, dep.name, idle_timeout, mid_stream=True)
             _settle_failure(breaker, error)
+            if error is exc:
+                raise
             raise error from exc
         except BaseException:
             breaker.release()  # the client went away: no verdict on the deployment

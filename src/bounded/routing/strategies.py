@@ -6,9 +6,9 @@ A strategy is a function registered by name; adding one is one decorator.
 from __future__ import annotations
 
 import random
-from decimal import Decimal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from bounded.config.schema import ModelConfig
 
@@ -24,9 +24,7 @@ class LiveStats:
 
     def observe(self, deployment: str, seconds: float) -> None:
         old = self.latency_s.get(deployment)
-        self.latency_s[deployment] = (
-            seconds if old is None else old + self.alpha * (seconds - old)
-        )
+        self.latency_s[deployment] = seconds if old is None else old + self.alpha * (seconds - old)
 
 
 @dataclass(frozen=True)
