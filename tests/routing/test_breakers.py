@@ -9,13 +9,23 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
 from bounded.config.schema import BreakerPolicy, ModelConfig, ProviderConfig, RouteConfig
 from bounded.errors import Unavailable
 from bounded.providers.openai import OpenAIProvider
 from bounded.routing.breaker import Breaker, BreakerState
 from bounded.routing.router import Deployment, Router
-from tests.standins.faulty_upstream import FaultyUpstream, chat, hang, ok, routed_config, status
+from tests.standins.faulty_upstream import (
+    FaultyUpstream,
+    Json,
+    chat,
+    hang,
+    ok,
+    routed_config,
+    status,
+)
 
 # -- the state machine, on an injected clock ----------------------------------------------------
 
@@ -108,7 +118,7 @@ def test_a_probe_lost_without_a_verdict_lapses_after_a_cooldown():
 
 # -- through the gateway ------------------------------------------------------------------------
 
-COOLDOWN = 0.5
+COOLDOWN = 0.3
 BREAKER = {"window": 4, "min_calls": 2, "failure_rate": 0.5, "cooldown_s": COOLDOWN}
 ROUTE = {"targets": ["primary", "backup"], "retry": {"attempts": 1}, "timeout_s": 2}
 
@@ -175,12 +185,24 @@ def test_breaker_lifecycle_end_to_end(upstream, gateway_factory):
 
 def test_only_one_of_several_concurrent_requests_is_the_probe(upstream, gateway_factory):
     upstream.always("primary", status(503))
-    config = routed_config(upstream.base_url, ROUTE, breaker=BREAKER)
-    with gateway_factory(config) as (url, _):
+    # A longer cooldown here: it is also how long a probe may stay out, and these threads
+    # must all arrive while it is.
+    breaker = {**BREAKER, "cooldown_s": 0.6}
+    with gateway_factory(routed_config(upstream.base_url, ROUTE, breaker=breaker)) as (url, _):
         chat(url)
         chat(url)
-        time.sleep(COOLDOWN + 0.05)
-        upstream.always("primary", ok("slow but fine", delay_s=0.3))
+        time.sleep(0.65)
+        served = upstream.count("backup") + 3
+
+        async def answer_once_the_others_are_served(request: Request, body: Json) -> Response:
+            # Holding the probe open makes the test independent of how fast threads start.
+            for _ in range(200):
+                if upstream.count("backup") >= served:
+                    break
+                await asyncio.sleep(0.01)
+            return await ok("primary is back")(request, body)
+
+        upstream.always("primary", answer_once_the_others_are_served)
         routes: list[str] = []
 
         def one() -> None:

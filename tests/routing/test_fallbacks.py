@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from tests.standins.faulty_upstream import (
-    Behaviour,
     FaultyUpstream,
     bad_request,
     chat,
@@ -39,30 +38,32 @@ def upstream(standin: FaultyUpstream) -> FaultyUpstream:
     return standin
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        pytest.param(rate_limited(), id="rate-limit"),
-        pytest.param(hang(5), id="timeout"),
-        pytest.param(status(500), id="500"),
-        pytest.param(status(503), id="503"),
-        pytest.param(reset(), id="connection-reset"),
-        pytest.param(malformed_json(), id="malformed-json"),
-        pytest.param(context_too_long(), id="context-too-long"),
-        pytest.param(content_filter(), id="content-refused"),
-    ],
-)
-def test_each_failure_class_falls_back_to_the_next_target(
-    fault: Behaviour, upstream, gateway_factory
-):
-    upstream.script("primary", fault)
-    with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
-        r = chat(url)
-    assert r.status_code == 200
-    assert r.json()["choices"][0]["message"]["content"] == "from backup"
-    assert r.headers["x-bounded-route"] == "backup"
-    assert r.headers["x-bounded-attempts"] == "2"
-    assert (upstream.count("primary"), upstream.count("backup")) == (1, 1)
+FAULTS = {
+    "rate-limit": rate_limited(),
+    "timeout": hang(5),
+    "500": status(500),
+    "503": status(503),
+    "connection-reset": reset(),
+    "malformed-json": malformed_json(),
+    "context-too-long": context_too_long(),
+    "content-refused": content_filter(),
+}
+# One gateway serves every case; a breaker that cannot reach min_calls keeps them independent.
+NO_BREAKER = {"window": 20, "min_calls": 20}
+
+
+def test_each_failure_class_falls_back_to_the_next_target(upstream, gateway_factory, subtests):
+    with gateway_factory(routed_config(upstream.base_url, ROUTE, breaker=NO_BREAKER)) as (url, _):
+        for name, fault in FAULTS.items():
+            with subtests.test(fault=name):
+                upstream.forget().always("backup", ok("from backup"))
+                upstream.script("primary", fault)
+                r = chat(url)
+                assert r.status_code == 200
+                assert r.json()["choices"][0]["message"]["content"] == "from backup"
+                assert r.headers["x-bounded-route"] == "backup"
+                assert r.headers["x-bounded-attempts"] == "2"
+                assert (upstream.count("primary"), upstream.count("backup")) == (1, 1)
 
 
 def test_the_stand_in_reset_is_a_real_connection_reset(upstream):

@@ -6,8 +6,10 @@ has text in hand, so the failure must reach it as an error, never as a silently 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -15,8 +17,8 @@ from openai.types.chat import ChatCompletionChunk
 
 from tests.conftest import ADMIN_KEY
 from tests.standins.faulty_upstream import (
-    Behaviour,
     FaultyUpstream,
+    Json,
     ok,
     rate_limited,
     reset,
@@ -30,6 +32,7 @@ from tests.standins.faulty_upstream import (
 TIMEOUT_S = 0.5
 ROUTE = {"targets": ["primary", "backup"], "retry": {"attempts": 1}, "timeout_s": TIMEOUT_S}
 MESSAGES = [{"role": "user", "content": "hi"}]
+NO_BREAKER = {"window": 20, "min_calls": 20}
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +47,22 @@ def upstream(standin: FaultyUpstream) -> FaultyUpstream:
     return standin
 
 
-def client(url: str) -> openai.OpenAI:
-    # No SDK retries: every request the stand-in counts was sent by the gateway.
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=ADMIN_KEY, max_retries=0, timeout=10)
+@contextlib.contextmanager
+def sdk_for(
+    gateway_factory: Callable[..., Any],
+    upstream: FaultyUpstream,
+    route: Json,
+    breaker: Json | None = None,
+) -> Iterator[openai.OpenAI]:
+    """A gateway serving ``route`` and an SDK client for it, closed after.
+
+    No SDK retries: every request the stand-in counts was sent by the gateway.
+    """
+    with (
+        gateway_factory(routed_config(upstream.base_url, route, breaker=breaker)) as (url, _),
+        openai.OpenAI(base_url=f"{url}/v1", api_key=ADMIN_KEY, max_retries=0, timeout=10) as sdk,
+    ):
+        yield sdk
 
 
 def read_text(chunks: Iterable[ChatCompletionChunk]) -> tuple[str, list[str]]:
@@ -60,42 +76,43 @@ def read_text(chunks: Iterable[ChatCompletionChunk]) -> tuple[str, list[str]]:
     return "".join(text), finishes
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        pytest.param(stream_error(), id="error-event-after-role-chunk"),
-        pytest.param(status(503), id="503"),
-        pytest.param(rate_limited(), id="429"),
-        pytest.param(reset(), id="connection-reset"),
-        pytest.param(stream_unfinished(tokens=()), id="ends-before-a-token"),
-        pytest.param(stream(first_delay_s=5), id="first-token-after-the-timeout"),
-    ],
-)
-def test_a_stream_failing_before_its_first_token_falls_back(
-    fault: Behaviour, upstream, gateway_factory
-):
-    upstream.script("primary", fault)
-    with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
-        started = time.monotonic()
-        raw = client(url).chat.completions.with_raw_response.create(
-            model="chat", messages=MESSAGES, stream=True
-        )
-        text, finishes = read_text(raw.parse())
-        elapsed = time.monotonic() - started
-    assert raw.headers["x-bounded-route"] == "backup"
-    assert raw.headers["x-bounded-attempts"] == "2"
-    assert text == "answer from the backup"
-    assert finishes == ["stop"]
-    assert (upstream.count("primary"), upstream.count("backup")) == (1, 1)
-    assert elapsed < TIMEOUT_S + 1.0
+PRE_TOKEN_FAULTS = {
+    "error-event-after-role-chunk": stream_error(),
+    "503": status(503),
+    "429": rate_limited(),
+    "connection-reset": reset(),
+    "ends-before-a-token": stream_unfinished(tokens=()),
+    "first-token-after-the-timeout": stream(first_delay_s=5),
+}
+
+
+def test_a_stream_failing_before_its_first_token_falls_back(upstream, gateway_factory, subtests):
+    # One gateway serves every case; a breaker that cannot reach min_calls keeps them apart.
+    with sdk_for(gateway_factory, upstream, ROUTE, breaker=NO_BREAKER) as sdk:
+        for name, fault in PRE_TOKEN_FAULTS.items():
+            with subtests.test(fault=name):
+                upstream.forget().always("backup", ok("answer from the backup"))
+                upstream.script("primary", fault)
+                started = time.monotonic()
+                raw = sdk.chat.completions.with_raw_response.create(
+                    model="chat", messages=MESSAGES, stream=True
+                )
+                text, finishes = read_text(raw.parse())
+                elapsed = time.monotonic() - started
+                assert raw.headers["x-bounded-route"] == "backup"
+                assert raw.headers["x-bounded-attempts"] == "2"
+                assert text == "answer from the backup"
+                assert finishes == ["stop"]
+                assert (upstream.count("primary"), upstream.count("backup")) == (1, 1)
+                assert elapsed < TIMEOUT_S + 1.0
 
 
 def test_an_error_after_tokens_reaches_the_sdk_as_an_exception(upstream, gateway_factory):
     upstream.script(
         "primary", stream_error(after_tokens=["Hel", "lo"], message="overloaded mid-answer")
     )
-    with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
-        chunks = client(url).chat.completions.create(model="chat", messages=MESSAGES, stream=True)
+    with sdk_for(gateway_factory, upstream, ROUTE) as sdk:
+        chunks = sdk.chat.completions.create(model="chat", messages=MESSAGES, stream=True)
         seen: list[str] = []
         with pytest.raises(openai.APIError, match="overloaded mid-answer"):
             for chunk in chunks:
@@ -106,8 +123,8 @@ def test_an_error_after_tokens_reaches_the_sdk_as_an_exception(upstream, gateway
 
 def test_a_stream_that_stops_without_finishing_is_an_error(upstream, gateway_factory):
     upstream.script("primary", stream_unfinished(tokens=["Half", " an"]))
-    with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
-        chunks = client(url).chat.completions.create(model="chat", messages=MESSAGES, stream=True)
+    with sdk_for(gateway_factory, upstream, ROUTE) as sdk:
+        chunks = sdk.chat.completions.create(model="chat", messages=MESSAGES, stream=True)
         with pytest.raises(openai.APIError, match="ended before it finished"):
             read_text(chunks)
     assert upstream.count("backup") == 0
@@ -115,9 +132,9 @@ def test_a_stream_that_stops_without_finishing_is_an_error(upstream, gateway_fac
 
 def test_a_stall_between_chunks_longer_than_the_timeout_is_an_error(upstream, gateway_factory):
     upstream.script("primary", stream(["first", " second"], gap_s=5))
-    with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
+    with sdk_for(gateway_factory, upstream, ROUTE) as sdk:
         started = time.monotonic()
-        chunks = client(url).chat.completions.create(model="chat", messages=MESSAGES, stream=True)
+        chunks = sdk.chat.completions.create(model="chat", messages=MESSAGES, stream=True)
         with pytest.raises(openai.APIError, match=f"no next stream chunk within {TIMEOUT_S}s"):
             read_text(chunks)
         elapsed = time.monotonic() - started
@@ -125,16 +142,20 @@ def test_a_stall_between_chunks_longer_than_the_timeout_is_an_error(upstream, ga
 
 
 def test_a_slow_stream_within_its_timeout_is_delivered_whole(upstream, gateway_factory):
+    # Every gap is under the 0.5 s timeout though the whole stream takes longer than that.
     tokens = ["one", " two", " three", " four"]
-    upstream.script("primary", stream(tokens, first_delay_s=0.2, gap_s=0.2))
-    with gateway_factory(routed_config(upstream.base_url, ROUTE)) as (url, _):
-        raw = client(url).chat.completions.with_raw_response.create(
+    upstream.script("primary", stream(tokens, first_delay_s=0.15, gap_s=0.15))
+    with sdk_for(gateway_factory, upstream, ROUTE) as sdk:
+        started = time.monotonic()
+        raw = sdk.chat.completions.with_raw_response.create(
             model="chat", messages=MESSAGES, stream=True
         )
         text, finishes = read_text(raw.parse())
+        elapsed = time.monotonic() - started
     assert raw.headers["x-bounded-route"] == "primary"
     assert text == "one two three four"
     assert finishes == ["stop"]
+    assert elapsed > TIMEOUT_S
 
 
 def test_an_in_stream_error_is_classified_like_the_http_one(upstream, gateway_factory):
@@ -148,9 +169,9 @@ def test_an_in_stream_error_is_classified_like_the_http_one(upstream, gateway_fa
     )
     route = {**ROUTE, "targets": ["primary"]}
     with (
-        gateway_factory(routed_config(upstream.base_url, route)) as (url, _),
+        sdk_for(gateway_factory, upstream, route) as sdk,
         pytest.raises(openai.BadRequestError) as caught,
     ):
-        client(url).chat.completions.create(model="chat", messages=MESSAGES, stream=True)
+        sdk.chat.completions.create(model="chat", messages=MESSAGES, stream=True)
     assert caught.value.status_code == 400
     assert caught.value.code == "context_length_exceeded"

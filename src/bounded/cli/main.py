@@ -183,6 +183,10 @@ from bounded.cli.retrieval import register as _register_retrieval  # noqa: E402
 
 _register_retrieval(app, _load)
 
+from bounded.cli.spend import register as _register_spend  # noqa: E402
+
+_register_spend(app, _load)
+
 
 def main() -> None:
     app()

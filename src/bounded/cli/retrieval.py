@@ -10,11 +10,19 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from bounded.config.schema import BoundedConfig
@@ -22,8 +30,9 @@ from bounded.config.schema import BoundedConfig
 index_app = typer.Typer(help="Sync collections and show their freshness.", no_args_is_help=True)
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
-ConfigOption = typer.Option(Path("bounded.yaml"), "--config", "-c", envvar="BOUNDED_CONFIG",
-                            help="path to bounded.yaml")
+ConfigOption = typer.Option(
+    Path("bounded.yaml"), "--config", "-c", envvar="BOUNDED_CONFIG", help="path to bounded.yaml"
+)
 Loader = Callable[[Path], BoundedConfig]
 _load: list[Loader] = []
 
@@ -62,17 +71,22 @@ def sync(
     failed = False
     for name in names:
         if name not in cfg.collections:
-            err.print(f"[red]no collection named {name!r}[/]; defined: "
-                      f"{', '.join(cfg.collections)}")
+            err.print(
+                f"[red]no collection named {name!r}[/]; defined: {', '.join(cfg.collections)}"
+            )
             raise typer.Exit(2)
-        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("[dim]{task.fields[current]}"))
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[current]}"),
+        )
         with Progress(*columns, console=err, transient=False) as bar:
             task = bar.add_task(name, total=None, current="listing sources")
 
-            def step(p: Step, task: object = task, bar: Progress = bar) -> None:
-                bar.update(task, completed=p.done, total=p.total,  # type: ignore[arg-type]
-                           current=escape(p.current[-60:]))
+            def step(p: Step, task: TaskID = task, bar: Progress = bar) -> None:
+                bar.update(task, completed=p.done, total=p.total, current=escape(p.current[-60:]))
 
             report = svc.sync(name, progress=step)
         _print_report(report.as_json())
@@ -106,15 +120,29 @@ def status(config: Path = ConfigOption) -> None:
 
     cfg, svc = _service(config)
     assert isinstance(svc, RetrievalService)
-    table = Table("collection", "documents", "chunks", "last sync", "pending changes",
-                  "oldest unsynced", "errors")
+    table = Table(
+        "collection",
+        "documents",
+        "chunks",
+        "last sync",
+        "pending changes",
+        "oldest unsynced",
+        "errors",
+    )
     for name in cfg.collections:
         s = svc.status(name)
         pending = str(s["pending_changes"])
         if s["unchecked_sources"]:
             pending += f" (+{s['unchecked_sources']} URL source(s) unchecked)"
-        table.add_row(name, str(s["documents"]), str(s["chunks"]), _age(s["last_sync_age_s"]),
-                      pending, _age(s["oldest_unsynced_change_age_s"]), str(s["errors"]))
+        table.add_row(
+            name,
+            str(s["documents"]),
+            str(s["chunks"]),
+            _age(s["last_sync_age_s"]),
+            pending,
+            _age(s["oldest_unsynced_change_age_s"]),
+            str(s["errors"]),
+        )
     out.print(table)
     for name in cfg.collections:
         for e in svc.status(name)["error_details"]:
@@ -127,12 +155,15 @@ def search(
     query: str = typer.Argument(..., help="what to look for"),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, max=100),
     mode: str = typer.Option("hybrid", "--mode", "-m", help="bm25, dense or hybrid"),
-    label: list[str] = typer.Option([], "--label", "-l",
-                                    help="see only what these labels may (repeat)"),
+    label: list[str] = typer.Option(
+        [], "--label", "-l", help="see only what these labels may (repeat)"
+    ),
     config: Path = ConfigOption,
 ) -> None:
     """Search a collection and print the best chunks."""
     from bounded.retrieval.access import Viewer
+    from bounded.retrieval.documents import heading_path
+    from bounded.retrieval.search import Mode
     from bounded.retrieval.service import RetrievalService
 
     if mode not in ("bm25", "dense", "hybrid"):
@@ -145,13 +176,15 @@ def search(
         raise typer.Exit(2)
     viewer = Viewer.of(*label) if label else Viewer.everything()
     started = time.perf_counter()
-    hits = svc.search(collection, query, viewer=viewer, top_k=top_k, mode=mode)  # type: ignore[arg-type]
+    hits = svc.search(collection, query, viewer=viewer, top_k=top_k, mode=cast(Mode, mode))
     took = (time.perf_counter() - started) * 1000
     for rank, hit in enumerate(hits, 1):
         c = hit.chunk
-        where = " › ".join(p for p in (c.title, *c.headings) if p)
-        out.print(f"[bold]{rank}.[/] {escape(where or c.doc_id)}  [dim]{escape(c.doc_id)} "
-                  f"score {hit.score:.4f}[/]")
+        where = heading_path(c.title, c.headings)
+        out.print(
+            f"[bold]{rank}.[/] {escape(where or c.doc_id)}  [dim]{escape(c.doc_id)} "
+            f"score {hit.score:.4f}[/]"
+        )
         text = c.text if len(c.text) <= 400 else c.text[:400] + "…"
         out.print(f"   {escape(text)}", highlight=False)
     out.print(f"[dim]{len(hits)} result(s) in {took:.1f} ms ({mode})[/]")

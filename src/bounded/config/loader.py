@@ -158,7 +158,32 @@ def check_references(config: BoundedConfig) -> list[Problem]:
         set(config.providers),
         {name: (m.provider, m.kind) for name, m in config.models.items()},
         {name: list(f.route.targets) for name, f in config.features.items()},
-    )
+    ) + _retrieval_references(config)
+
+
+def _retrieval_references(config: BoundedConfig) -> list[Problem]:
+    """Collections: a known embedding model, overlap under chunk size, features' names."""
+    from bounded.retrieval.config import EMBEDDING_MODELS
+
+    problems: list[Problem] = []
+    for name, collection in config.collections.items():
+        if collection.embedding not in EMBEDDING_MODELS:
+            problems.append(Problem(f"collections.{name}.embedding",
+                                    f"unknown embedding model {collection.embedding!r}",
+                                    f"known: {', '.join(EMBEDDING_MODELS)}"))
+        if collection.chunking.overlap_tokens >= collection.chunking.max_tokens:
+            problems.append(Problem(f"collections.{name}.chunking.overlap_tokens",
+                                    "overlap must be smaller than max_tokens"))
+    defined = ", ".join(sorted(config.collections)) or "none"
+    for name, feature in config.features.items():
+        wanted = feature.retrieval.collection if feature.retrieval else None
+        if wanted is not None and wanted not in config.collections:
+            close = difflib.get_close_matches(wanted, list(config.collections), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(Problem(f"features.{name}.retrieval.collection",
+                                    f"unknown collection {wanted!r}",
+                                    f"{hint}defined collections: {defined}"))
+    return problems
 
 
 def _raw_references(data: dict[str, Any]) -> list[Problem]:

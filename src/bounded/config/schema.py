@@ -138,6 +138,7 @@ class FeatureConfig(Frozen):
     prompt: PromptConfig = PromptConfig()
     budget: BudgetConfig | tuple[BudgetConfig, ...] | None = None
     rate_limit: RateLimitConfig | None = None
+    retrieval: FeatureRetrieval | None = None
 
 
 class TeamConfig(Frozen):

@@ -84,11 +84,11 @@ class MemoryAccountant:
         states = [(rule, *self._budget_state(rule, now)) for rule in budgets]
         for rule, key, reset in states:
             spent = self._spent[key]
+            reserved = self._reserved.get(key, Decimal(0))
             if rule.mode == "hard" and (
-                spent >= rule.amount or spent + self._reserved.get(key, Decimal(0)) + cost
-                > rule.amount
+                spent >= rule.amount or spent + reserved + cost > rule.amount
             ):
-                raise budget_refusal(rule, spent, reset, now)
+                raise budget_refusal(rule, spent, reset, now, reserved)
         mono = self._clock()
         takes: list[tuple[str, _Bucket, float]] = []
         for rate in rates:
@@ -174,9 +174,12 @@ def ratelimit_headers(unit: str, limit: int, remaining: float, reset_s: float) -
 
 
 def budget_refusal(rule: BudgetRule, spent: Decimal, reset: float | None,
-                   now: float) -> TooManyRequests:
+                   now: float, reserved: Decimal = Decimal(0)) -> TooManyRequests:
+    # Under concurrency the room is often taken by reservations, not yet by spend.
+    held = f", ${reserved.quantize(Decimal('0.000001'))} held by requests in progress" \
+        if reserved else ""
     return TooManyRequests(
-        f"{rule.label} is exhausted (spent ${spent.quantize(Decimal('0.000001'))}); "
+        f"{rule.label} is exhausted (spent ${spent.quantize(Decimal('0.000001'))}{held}); "
         f"it resets {describe_reset(reset)}",
         code="budget_exceeded",
         retry_after=None if reset is None else reset - now,

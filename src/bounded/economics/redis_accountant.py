@@ -30,6 +30,10 @@ Every reservation is a hold with an id, recorded with an expiry (``hold_ttl_s``,
 replica releases holds past their expiry, so a crash withholds budget for at most
 ``hold_ttl_s``. A call that outlives its hold still settles its actual cost.
 
+Redis unreachable: ``reserve`` refuses with 503 ``accountant_unavailable`` (fail closed, no
+unchecked spend); a failed ``settle`` is logged, the response still leaves with its ledger
+row, and its hold expires as above.
+
 Separate deployments can share one Redis with a key prefix: ``redis://host:6379/0?prefix=
 staging:`` (default ``bounded:``). Scripts touch keys they compute, so this is for a single
 Redis (or a primary with replicas), not Redis Cluster.
@@ -40,11 +44,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
+from string import Template
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from bounded.economics.accountant import Hold, budget_refusal, rate_refusal, ratelimit_headers
@@ -63,23 +70,24 @@ _WINDOW_GRACE_S = 86_400
 # An idle bucket is full again after a minute; keep it a little longer, then let it go.
 _BUCKET_TTL_MS = 120_000
 # Expired holds released per reserve call: bounds the work one request can inherit.
-_REAP_BATCH = 16
+_REAP_BATCH = 32
 
-# KEYS: holds zset, hold hash, budget windows..., buckets...
-# ARGV: n budgets, cost e10, hold ttl s, hold id, then (amount e10, hard 1|0) per budget,
-#       then (capacity, amount) per bucket.
-# Returns {"seed", i...} | {"budget", i, spent} | {"rate", i, wait} | {"ok", flags, levels...}.
-_RESERVE = """
+# KEYS: holds zset, this hold's hash, budget windows..., buckets...
+# ARGV: n budgets, cost e10, hold ttl s, hold id, hold key prefix,
+#       then (amount e10, hard 1|0) per budget, then (capacity, amount) per bucket.
+# Returns {"seed", i...} | {"budget", i, spent, reserved} | {"rate", j, wait}
+#       | {"ok", soft flags, bucket levels...}.
+_RESERVE = Template("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, %(reap)d)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, $reap)
 for _, id in ipairs(expired) do
-  local hold = string.gsub(KEYS[2], '[^:]*$', id)
+  local hold = ARGV[5] .. id
   local fields = redis.call('HGETALL', hold)
   for i = 1, #fields, 2 do
-    local key = fields[i]
-    if string.sub(key, 1, 2) == 'b|' and redis.call('EXISTS', string.sub(key, 3)) == 1 then
-      redis.call('HINCRBY', string.sub(key, 3), 'reserved', -tonumber(fields[i + 1]))
+    local key = string.sub(fields[i], 3)
+    if string.sub(fields[i], 1, 2) == 'b|' and redis.call('EXISTS', key) == 1 then
+      redis.call('HINCRBY', key, 'reserved', -tonumber(fields[i + 1]))
     end
   end
   redis.call('DEL', hold)
@@ -97,10 +105,10 @@ for i = 1, nb do
   local v = redis.call('HMGET', KEYS[2 + i], 'spent', 'reserved')
   local spent = tonumber(v[1])
   local reserved = tonumber(v[2] or '0')
-  local amount = tonumber(ARGV[3 + 2 * i])
-  if ARGV[4 + 2 * i] == '1' then
+  local amount = tonumber(ARGV[4 + 2 * i])
+  if ARGV[5 + 2 * i] == '1' then
     if spent >= amount or spent + reserved + cost > amount then
-      return {'budget', i, v[1]}
+      return {'budget', i, v[1], v[2] or '0'}
     end
     flags = flags .. '0'
   elseif spent + cost > amount then
@@ -110,7 +118,7 @@ for i = 1, nb do
   end
 end
 local levels = {}
-local base = 4 + 2 * nb
+local base = 5 + 2 * nb
 for j = 1, #KEYS - 2 - nb do
   local key = KEYS[2 + nb + j]
   local cap = tonumber(ARGV[base + 2 * j - 1])
@@ -118,28 +126,29 @@ for j = 1, #KEYS - 2 - nb do
   local b = redis.call('HMGET', key, 'level', 'ts')
   local level = cap
   if b[1] then
-    level = math.min(cap, tonumber(b[1]) + (now - tonumber(b[2])) * cap / 60)
+    level = math.min(cap, tonumber(b[1]) + math.max(0, now - tonumber(b[2])) * cap / 60)
   end
   if level < take then return {'rate', j, tostring((take - level) * 60 / cap)} end
   levels[j] = level - take
 end
 for i = 1, nb do
   redis.call('HINCRBY', KEYS[2 + i], 'reserved', ARGV[2])
-  redis.call('HSET', KEYS[2], 'b|' .. KEYS[2 + i], ARGV[2])
+  redis.call('HINCRBY', KEYS[2], 'b|' .. KEYS[2 + i], ARGV[2])
 end
 local reply = {'ok', flags}
 for j = 1, #levels do
   local key = KEYS[2 + nb + j]
   redis.call('HSET', key, 'level', tostring(levels[j]), 'ts', tostring(now))
-  redis.call('PEXPIRE', key, %(bucket_ttl)d)
+  redis.call('PEXPIRE', key, $bucket_ttl)
   table.insert(reply, tostring(levels[j]))
 end
 if nb > 0 then
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]) + %(grace)d)
+  -- The hash outlives its expiry in the zset, so the reaper always finds what to release.
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]) + $grace)
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
 end
 return reply
-""" % {"reap": _REAP_BATCH, "bucket_ttl": _BUCKET_TTL_MS, "grace": _WINDOW_GRACE_S}
+""").substitute(reap=_REAP_BATCH, bucket_ttl=_BUCKET_TTL_MS, grace=_WINDOW_GRACE_S)
 
 # KEYS: holds zset, hold hash, budget windows..., token buckets...
 # ARGV: n budgets, actual cost e10, hold id, then (capacity, reserved - actual) per bucket.
@@ -167,7 +176,7 @@ for j = 1, #KEYS - 2 - nb do
   local b = redis.call('HMGET', key, 'level', 'ts')
   if b[1] then
     local cap = tonumber(ARGV[2 + 2 * j])
-    local level = math.min(cap, tonumber(b[1]) + (now - tonumber(b[2])) * cap / 60)
+    local level = math.min(cap, tonumber(b[1]) + math.max(0, now - tonumber(b[2])) * cap / 60)
     level = math.min(cap, level + tonumber(ARGV[3 + 2 * j]))
     redis.call('HSET', key, 'level', tostring(level), 'ts', tostring(now))
   end
@@ -175,13 +184,13 @@ end
 return 1
 """
 
-# KEYS: budget window. ARGV: spent e10, ttl s (0: never expires). Returns 1 if it seeded.
+# KEYS: budget window. ARGV: spent e10, ttl s (0: never expires). Returns {1} if it seeded.
 _SEED = """
 if redis.call('HSETNX', KEYS[1], 'spent', ARGV[1]) == 1 then
   if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-  return 1
+  return {1}
 end
-return 0
+return {0}
 """
 
 
@@ -226,30 +235,50 @@ def split_prefix(url: str) -> tuple[str, str]:
 
 
 class RedisAccountant:
-    def __init__(self, redis_url: str, store_url: str, *, hold_ttl_s: float = 900.0):
+    def __init__(
+        self,
+        redis_url: str,
+        store_url: str,
+        *,
+        hold_ttl_s: float = 900.0,
+        max_connections: int = 32,
+    ):
         url, self.prefix = split_prefix(redis_url)
-        self._redis = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+        # A blocking pool: a burst of requests queues for a connection (up to 5 s) instead
+        # of failing with "too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=5,
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=5,
         )
+        self._redis = aioredis.Redis.from_pool(pool)
         self._reserve = self._redis.register_script(_RESERVE)
         self._settle = self._redis.register_script(_SETTLE)
         self._seed_script = self._redis.register_script(_SEED)
         self._store_url = store_url
         self._db: Database | None = None
+        self._db_lock = threading.Lock()
         self._hold_ttl_s = int(hold_ttl_s)
         # One ledger query per window key at a time, however many requests find it missing.
         self._seeding: dict[str, asyncio.Future[None]] = {}
 
     async def reserve(
-        self, budgets: list[BudgetRule], rates: list[RateRule], cost: Decimal, tokens: int,
+        self,
+        budgets: list[BudgetRule],
+        rates: list[RateRule],
+        cost: Decimal,
+        tokens: int,
         now: float,
     ) -> Hold:
         windows = [self._window(rule, now) for rule in budgets]
         takes = self._takes(rates, tokens)
         hold_id = secrets.token_hex(8)
-        keys = [self.prefix + "holds", self.prefix + "hold:" + hold_id,
-                *(w.key for w in windows), *(t.key for t in takes)]
-        args: list[str | int] = [len(windows), to_e10(cost), self._hold_ttl_s, hold_id]
+        holds, hold_key = self.prefix + "holds", self.prefix + "hold:"
+        keys = [holds, hold_key + hold_id, *(w.key for w in windows), *(t.key for t in takes)]
+        args: list[str | int] = [len(windows), to_e10(cost), self._hold_ttl_s, hold_id, hold_key]
         for w in windows:
             args += [to_e10(w.rule.amount), 1 if w.rule.mode == "hard" else 0]
         for t in takes:
@@ -263,7 +292,8 @@ class RedisAccountant:
             raise AccountantUnavailable("budget counters could not be seeded from the ledger")
         if reply[0] == "budget":
             w = windows[int(reply[1]) - 1]
-            raise budget_refusal(w.rule, Decimal(int(reply[2])) / E10, w.reset, now)
+            spent, reserved = (Decimal(int(v)) / E10 for v in reply[2:4])
+            raise budget_refusal(w.rule, spent, w.reset, now, reserved)
         if reply[0] == "rate":
             t = takes[int(reply[1]) - 1]
             raise rate_refusal(t.scope, t.unit, t.limit, float(reply[2]))
@@ -275,8 +305,7 @@ class RedisAccountant:
             headers=_headers(takes, levels),
             hold_id=hold_id if windows else "",
             budget_keys=tuple(w.key for w in windows),
-            token_reserved=tuple((t.key, t.limit, t.amount) for t in takes
-                                 if t.unit == "tokens"),
+            token_reserved=tuple((t.key, t.limit, t.amount) for t in takes if t.unit == "tokens"),
         )
 
     async def settle(self, hold: Hold, cost: Decimal, tokens: int) -> None:
@@ -285,9 +314,10 @@ class RedisAccountant:
         hold.settled = True
         if not hold.budget_keys and not hold.token_reserved:
             return
-        keys = [self.prefix + "holds", self.prefix + "hold:" + (hold.hold_id or "-"),
-                *hold.budget_keys, *(key for key, _, _ in hold.token_reserved)]
-        args: list[str | int] = [len(hold.budget_keys), to_e10(cost), hold.hold_id or "-"]
+        hold_id = hold.hold_id or "-"  # a hold of token buckets only has no record
+        buckets = [key for key, _, _ in hold.token_reserved]
+        keys = [self.prefix + "holds", self.prefix + "hold:" + hold_id, *hold.budget_keys, *buckets]
+        args: list[str | int] = [len(hold.budget_keys), to_e10(cost), hold_id]
         for _, limit, reserved in hold.token_reserved:
             args += [limit, reserved - tokens]
         try:
@@ -326,9 +356,9 @@ class RedisAccountant:
                 takes.append(_Take(rate.scope, unit, key, limit, amount))
         return takes
 
-    async def _call(self, script: object, keys: list[str], args: list[str | int]) -> list[str]:
+    async def _call(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> list[str]:
         try:
-            reply = await script(keys=keys, args=args)  # type: ignore[operator]
+            reply = await script(keys=keys, args=args)
         except RedisError as exc:
             raise AccountantUnavailable(
                 f"budgets and rate limits are unavailable (Redis: {exc})"
@@ -338,26 +368,30 @@ class RedisAccountant:
     async def _seed(self, w: _Window, now: float) -> None:
         pending = self._seeding.get(w.key)
         if pending is not None:
-            await asyncio.shield(pending)
+            # Another request is seeding this window; then reserve again (its failure, if
+            # any, shows up as this request's own next seed attempt).
+            await asyncio.wait([pending])
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._seeding[w.key] = future
+        task = asyncio.ensure_future(self._seed_once(w, now))
+        self._seeding[w.key] = task
         try:
-            spent = await asyncio.to_thread(self._spend_since, w.rule.scope, w.start)
-            ttl = 0 if w.reset is None else max(1, int(w.reset - now) + _WINDOW_GRACE_S)
-            await self._call(self._seed_script, [w.key], [to_e10(spent), ttl])
-            future.set_result(None)
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Nobody else may be waiting; mark the exception retrieved.
-            future.exception()
-            raise
+            await task
         finally:
             del self._seeding[w.key]
 
+    async def _seed_once(self, w: _Window, now: float) -> None:
+        try:
+            spent = await asyncio.to_thread(self._spend_since, w.rule.scope, w.start)
+        except Exception as exc:  # the store's driver errors, whichever the store is
+            message = f"budget spend could not be read from the ledger: {exc}"
+            raise AccountantUnavailable(message) from exc
+        ttl = 0 if w.reset is None else max(1, int(w.reset - now) + _WINDOW_GRACE_S)
+        await self._call(self._seed_script, [w.key], [to_e10(spent), ttl])
+
     def _spend_since(self, scope: str, start: float) -> Decimal:
-        if self._db is None:
-            self._db = Database.open(self._store_url, migrate=False)
+        with self._db_lock:  # seeds of different windows run in parallel threads
+            if self._db is None:
+                self._db = Database.open(self._store_url, migrate=False)
         return spend_since(self._db, scope, start)
 
 

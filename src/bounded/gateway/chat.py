@@ -58,7 +58,8 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
             # not; the usage-only chunk is dropped again for such clients.
             upstream["stream_options"] = {**(body.get("stream_options") or {}),
                                           "include_usage": True}
-            routed = await runtime.router.stream(target.route, upstream, trace)
+            routed = await runtime.router.stream(target.route, upstream, trace,
+                                                 gate=gateway.meter.deployment_gate(call))
             call.deployment, call.attempts = trace.deployment, trace.attempts
             handed_off = True
             return StreamingResponse(
@@ -66,7 +67,8 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
                 media_type="text/event-stream",
                 headers={**headers_for(trace_id, trace, call), "cache-control": "no-cache"},
             )
-        response, _ = await runtime.router.complete(target.route, upstream, trace)
+        response, _ = await runtime.router.complete(target.route, upstream, trace,
+                                                    gate=gateway.meter.deployment_gate(call))
         call.deployment, call.attempts = trace.deployment, trace.attempts
         call.usage = usage_from_response(response)
         if call.usage is None:

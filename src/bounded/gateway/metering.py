@@ -20,8 +20,10 @@ from bounded.economics.prices import cost_usd, max_cost_usd, price_for
 from bounded.economics.rules import BudgetRule, RateRule, budget_rules, key_rules, rate_rules
 from bounded.economics.tokens import TokenCounter
 from bounded.economics.usage import Usage
+from bounded.errors import RateLimited, TooManyRequests
 from bounded.gateway.auth import Principal
 from bounded.gateway.runtime import Runtime, Target
+from bounded.routing.router import Deployment, Gate
 
 DEFAULT_MAX_OUTPUT = 4096
 
@@ -38,7 +40,10 @@ class Call:
     ts: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     prompt_estimate: int = 0
+    max_output: int = 0
     hold: Hold | None = None
+    # Per-deployment rate limits taken by the router's gate, one per deployment tried.
+    deployment_holds: list[tuple[str, Hold]] = field(default_factory=list)
     deployment: str | None = None
     attempts: int = 0
     first_token_at: float | None = None
@@ -82,9 +87,10 @@ class Meter:
         call.prompt_estimate = self.counter.count_messages(body["messages"], models[0].model)
         if body.get("tools"):
             call.prompt_estimate += self.counter.count_tools(body["tools"], models[0].model)
+        max_out = max(_max_output(body, m, call.prompt_estimate) for m in models)
+        call.max_output = max_out
         if not budgets and not rates:
             return
-        max_out = max(_max_output(body, m, call.prompt_estimate) for m in models)
         max_cost = max(
             max_cost_usd(price_for(m.model, m.price).price, call.prompt_estimate, max_out)
             for m in models
@@ -92,6 +98,25 @@ class Meter:
         call.hold = await self.accountant.reserve(
             budgets, rates, max_cost, call.prompt_estimate + max_out, call.ts
         )
+
+    def deployment_gate(self, call: Call) -> Gate:
+        """The router's check before each attempt: the deployment's own rate limit."""
+
+        async def gate(dep: Deployment) -> None:
+            rates = rate_rules(f"deployment:{dep.name}", dep.model.rate_limit)
+            if not rates:
+                return
+            tokens = call.prompt_estimate + call.max_output
+            try:
+                hold = await self.accountant.reserve([], rates, Decimal(0), tokens, call.ts)
+            except TooManyRequests as exc:
+                # A RateLimited lets the router fall back; the client sees it only when no
+                # target is left, as a 429 with the wait.
+                raise RateLimited(exc.message, retry_after=exc.retry_after,
+                                  deployment=dep.name, code=exc.code) from exc
+            call.deployment_holds.append((dep.name, hold))
+
+        return gate
 
     def observe_chunk(self, call: Call, chunk: dict[str, Any]) -> None:
         """Track a streamed chunk: first-token time, text for counting, final usage."""
@@ -124,6 +149,11 @@ class Meter:
             call.cost = cost_usd(price_for(model.model, model.price).price, usage)
         if call.hold is not None:
             await self.accountant.settle(call.hold, call.cost, usage.total_tokens)
+        for i, (name, hold) in enumerate(call.deployment_holds):
+            # The router stops at the answer: only the last attempt can have used tokens;
+            # attempts that failed get their reservation back.
+            answered = i == len(call.deployment_holds) - 1 and name == call.deployment
+            await self.accountant.settle(hold, Decimal(0), usage.total_tokens if answered else 0)
         row = LedgerRow(
             ts=call.ts,
             trace_id=call.trace_id,

@@ -13,8 +13,17 @@ The rule, kept deliberately small:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol
+
+# FTS5 tokens standing for labels: "zq" and digits, so the porter tokenizer leaves them as
+# they are (no vowel, no suffix), and no label, however spelled, breaks the MATCH syntax.
+PUBLIC_TOKEN = "zq0"
+
+
+def acl_token(label: str) -> str:
+    return "zq" + str(int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "big") + 1)
 
 
 class PrincipalLike(Protocol):
@@ -49,6 +58,14 @@ class Viewer:
         if self.labels is None or not document_labels:
             return True
         return not self.labels.isdisjoint(document_labels)
+
+
+def acl_match(viewer: Viewer) -> str | None:
+    """The FTS5 condition on the acl column for ``viewer``; None when it sees everything."""
+    if viewer.labels is None:
+        return None
+    tokens = [PUBLIC_TOKEN, *(acl_token(x) for x in sorted(viewer.labels))]
+    return "acl : (" + " OR ".join(tokens) + ")"
 
 
 def viewer_for(principal: PrincipalLike) -> Viewer:

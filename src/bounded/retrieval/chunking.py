@@ -69,7 +69,9 @@ def _units(blocks: list[Block], budget: int) -> list[_Unit]:
             if tokens <= budget * CODE_WHOLE_FACTOR:
                 units.append(_Unit(text, tokens, group, code=True))
             else:
-                units.extend(_Unit(p, count_tokens(p), group, True) for p in _split_code(text, budget))
+                units.extend(
+                    _Unit(p, count_tokens(p), group, True) for p in _split_code(text, budget)
+                )
         elif tokens <= budget:
             units.append(_Unit(text, tokens, group))
         else:

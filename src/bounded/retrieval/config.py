@@ -24,7 +24,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_INCLUDE = (
-    "**/*.md", "**/*.markdown", "**/*.txt", "**/*.html", "**/*.htm", "**/*.pdf", "**/*.jsonl",
+    "**/*.md",
+    "**/*.markdown",
+    "**/*.txt",
+    "**/*.html",
+    "**/*.htm",
+    "**/*.pdf",
+    "**/*.jsonl",
 )
 DEFAULT_EMBEDDING = "all-minilm-l6-v2"
 # Names build_embedder() knows; kept here so config checks need not import numpy.
@@ -61,17 +67,20 @@ class UrlSource(_Frozen):
     kind: Literal["url"]
     urls: tuple[str, ...] = Field(min_length=1)
     allow_hosts: tuple[str, ...] = Field(
-        (), description="hosts a fetch or redirect may reach ('*.example.com'); default: "
-        "the hosts of urls"
+        (),
+        description="hosts a fetch or redirect may reach ('*.example.com'); default: "
+        "the hosts of urls",
     )
     allow_private: tuple[str, ...] = Field(
-        (), description="hosts or CIDRs allowed to resolve to private, loopback or "
-        "link-local addresses (refused otherwise, against SSRF)"
+        (),
+        description="hosts or CIDRs allowed to resolve to private, loopback or "
+        "link-local addresses (refused otherwise, against SSRF)",
     )
     timeout_s: float = Field(10.0, gt=0)
     max_redirects: int = Field(5, ge=0, le=20)
     labels: tuple[str, ...] = ()
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    jsonl: JsonlFields = JsonlFields()
     max_bytes: int = Field(20 * 1024 * 1024, gt=0)
 
 

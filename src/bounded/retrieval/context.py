@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bounded.errors import Unavailable
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.config import FeatureRetrieval
-from bounded.retrieval.documents import HEADING_SEPARATOR
+from bounded.retrieval.documents import heading_path
 from bounded.retrieval.search import Hit
 from bounded.retrieval.service import RetrievalService
 from bounded.retrieval.tokens import count_tokens, split_sentences
@@ -45,10 +47,17 @@ class Citation:
 
     def as_json(self) -> dict[str, Any]:
         c = self.hit.chunk
-        return {"index": self.index, "doc_id": c.doc_id, "chunk_id": c.chunk_id,
-                "title": c.title, "headings": list(c.headings), "source": c.item,
-                "position": c.position, "score": round(self.hit.score, 6),
-                "truncated": self.truncated}
+        return {
+            "index": self.index,
+            "doc_id": c.doc_id,
+            "chunk_id": c.chunk_id,
+            "title": c.title,
+            "headings": list(c.headings),
+            "source": c.item,
+            "position": c.position,
+            "score": round(self.hit.score, 6),
+            "truncated": self.truncated,
+        }
 
 
 @dataclass
@@ -64,24 +73,45 @@ class AssembledContext:
         return citations_header(self.citations_json())
 
 
-async def assemble_context(service: RetrievalService, retrieval: FeatureRetrieval,
-                           messages: list[dict[str, Any]], viewer: Viewer,
-                           count: TokenCount | None = None) -> AssembledContext:
+async def assemble_context(
+    service: RetrievalService,
+    retrieval: FeatureRetrieval,
+    messages: list[dict[str, Any]],
+    viewer: Viewer,
+    count: TokenCount | None = None,
+) -> AssembledContext:
     """The messages with sources injected, and their citations. Searching (embedding the
     query, scanning vectors) is blocking work, so it runs in a thread."""
-    return await asyncio.to_thread(assemble_context_sync, service, retrieval, messages,
-                                   viewer, count)
+    return await asyncio.to_thread(
+        assemble_context_sync, service, retrieval, messages, viewer, count
+    )
 
 
-def assemble_context_sync(service: RetrievalService, retrieval: FeatureRetrieval,
-                          messages: list[dict[str, Any]], viewer: Viewer,
-                          count: TokenCount | None = None) -> AssembledContext:
+def assemble_context_sync(
+    service: RetrievalService,
+    retrieval: FeatureRetrieval,
+    messages: list[dict[str, Any]],
+    viewer: Viewer,
+    count: TokenCount | None = None,
+) -> AssembledContext:
     position, query = last_user_text(messages)
     if position is None or not query.strip():
         return AssembledContext(list(messages))
-    hits = service.search(retrieval.collection, query, viewer=viewer, top_k=retrieval.top_k,
-                          mode=retrieval.mode, filters=dict(retrieval.filters),
-                          mmr_lambda=retrieval.mmr_lambda)
+    try:
+        hits = service.search(
+            retrieval.collection,
+            query,
+            viewer=viewer,
+            top_k=retrieval.top_k,
+            mode=retrieval.mode,
+            filters=dict(retrieval.filters),
+            mmr_lambda=retrieval.mmr_lambda,
+        )
+    except sqlite3.Error as exc:
+        # A broken or locked index file: a clear 502 naming the collection, not a 500.
+        raise Unavailable(
+            f"the index of collection {retrieval.collection!r} is unavailable: {exc}"
+        ) from exc
     counter = count or count_tokens
     citations, used = pack(hits, retrieval.max_context_tokens, counter)
     if not citations:
@@ -101,8 +131,11 @@ def last_user_text(messages: list[dict[str, Any]]) -> tuple[int | None, str]:
         if isinstance(content, str):
             return i, content
         if isinstance(content, list):
-            parts = [p.get("text", "") for p in content
-                     if isinstance(p, dict) and p.get("type") == "text"]
+            parts = [
+                p.get("text", "")
+                for p in content
+                if isinstance(p, dict) and p.get("type") == "text"
+            ]
             return i, "\n".join(str(p) for p in parts)
         return i, ""
     return None, ""
@@ -130,7 +163,7 @@ def pack(hits: list[Hit], budget: int, count: TokenCount) -> tuple[list[Citation
 
 
 def _head(index: int, hit: Hit) -> str:
-    path = HEADING_SEPARATOR.join(p for p in (hit.chunk.title, *hit.chunk.headings) if p)
+    path = heading_path(hit.chunk.title, hit.chunk.headings)
     return f"[{index}] {path or hit.chunk.doc_id}\n"
 
 
@@ -149,8 +182,9 @@ def _prepend(message: dict[str, Any], block: str) -> dict[str, Any]:
 def citations_header(citations: list[dict[str, Any]]) -> str:
     """Compact, ASCII-only JSON (header values are latin-1): index, doc and chunk ids,
     as many as fit in HEADER_LIMIT; the body carries the full list."""
-    compact = [{"index": c["index"], "doc_id": c["doc_id"], "chunk_id": c["chunk_id"]}
-               for c in citations]
+    compact = [
+        {"index": c["index"], "doc_id": c["doc_id"], "chunk_id": c["chunk_id"]} for c in citations
+    ]
     while compact:
         value = json.dumps(compact, ensure_ascii=True, separators=(",", ":"))
         if len(value) <= HEADER_LIMIT:
@@ -159,16 +193,21 @@ def citations_header(citations: list[dict[str, Any]]) -> str:
     return "[]"
 
 
-def citations_event(citations: list[dict[str, Any]], like: dict[str, Any] | None = None
-                    ) -> dict[str, Any]:
+def citations_event(
+    citations: list[dict[str, Any]], like: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The stream's last chunk before [DONE]: shaped like the usage chunk (no choices), so
     OpenAI SDKs parse it, with the citations under ``bounded``."""
     like = like or {}
-    return {"id": like.get("id", "chatcmpl-bounded"), "object": "chat.completion.chunk",
-            "created": like.get("created", 0), "model": like.get("model", ""), "choices": [],
-            "bounded": {"citations": citations}}
+    return {
+        "id": like.get("id", "chatcmpl-bounded"),
+        "object": "chat.completion.chunk",
+        "created": like.get("created", 0),
+        "model": like.get("model", ""),
+        "choices": [],
+        "bounded": {"citations": citations},
+    }
 
 
-def attach_citations(response: dict[str, Any], citations: list[dict[str, Any]]
-                     ) -> dict[str, Any]:
+def attach_citations(response: dict[str, Any], citations: list[dict[str, Any]]) -> dict[str, Any]:
     return {**response, "bounded": {**(response.get("bounded") or {}), "citations": citations}}

@@ -41,8 +41,12 @@ class ParsedDocument:
     def content_hash(self) -> str:
         """Covers everything that ends up in the index, labels and metadata included."""
         payload = orjson.dumps(
-            [self.title, [(b.kind, b.level, b.text) for b in self.blocks], self.metadata,
-             sorted(self.labels)],
+            [
+                self.title,
+                [(b.kind, b.level, b.text) for b in self.blocks],
+                self.metadata,
+                sorted(self.labels),
+            ],
             option=orjson.OPT_SORT_KEYS,
         )
         return hashlib.sha256(payload).hexdigest()
@@ -57,8 +61,14 @@ class Chunk:
 
     def embedding_text(self, title: str) -> str:
         """Title and heading path first: a chunk alone often lacks its subject."""
-        context = HEADING_SEPARATOR.join(p for p in (title, *self.headings) if p)
+        context = heading_path(title, self.headings)
         return f"{context}\n{self.text}" if context else self.text
+
+
+def heading_path(title: str, headings: tuple[str, ...]) -> str:
+    """ "Guide › Install › Linux"; a first heading that repeats the title is said once."""
+    parts = [title, *headings[1:]] if headings and headings[0] == title else [title, *headings]
+    return HEADING_SEPARATOR.join(p for p in parts if p)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,7 @@ class FetchResponse:
 
 
 def fetch(url: str, source: UrlSource) -> FetchResponse:
-    hosts = source.allow_hosts or tuple(
-        h for h in (urlsplit(u).hostname for u in source.urls) if h
-    )
+    hosts = source.allow_hosts or tuple(h for h in (urlsplit(u).hostname for u in source.urls) if h)
     deadline = time.monotonic() + source.timeout_s
     for _ in range(source.max_redirects + 1):
         parts = urlsplit(url)
@@ -48,8 +46,9 @@ def fetch(url: str, source: UrlSource) -> FetchResponse:
             raise DocumentError(f"refused {url!r}: host {host!r} is not in allow_hosts")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         address = _vetted_address(host, port, source.allow_private)
-        status, headers, body = _request(parts.scheme, host, address, port, _target(url),
-                                         deadline, source.max_bytes)
+        status, headers, body = _request(
+            parts.scheme, host, address, port, _target(url), deadline, source.max_bytes
+        )
         if status in _REDIRECTS and headers.get("location"):
             url = urljoin(url, headers["location"])
             continue
@@ -63,8 +62,14 @@ def fetch(url: str, source: UrlSource) -> FetchResponse:
 def is_public(address: IPAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return not (address.is_private or address.is_loopback or address.is_link_local
-                or address.is_multicast or address.is_reserved or address.is_unspecified)
+    return not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
 
 
 def _vetted_address(host: str, port: int, allow_private: tuple[str, ...]) -> str:
@@ -72,7 +77,8 @@ def _vetted_address(host: str, port: int, allow_private: tuple[str, ...]) -> str
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise DocumentError(f"cannot resolve {host!r}: {exc.strerror}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    # An IPv6 answer may carry a scope ("fe80::1%eth0"); the address is what is checked.
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     for address in addresses:
         if not is_public(address) and not _private_allowed(host, address, allow_private):
             raise DocumentError(
@@ -99,8 +105,9 @@ def _target(url: str) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
-def _request(scheme: str, host: str, address: str, port: int, target: str, deadline: float,
-             limit: int) -> tuple[int, dict[str, str], bytes]:
+def _request(
+    scheme: str, host: str, address: str, port: int, target: str, deadline: float, limit: int
+) -> tuple[int, dict[str, str], bytes]:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise DocumentError(f"timed out fetching https://{host}{target}")
@@ -110,8 +117,11 @@ def _request(scheme: str, host: str, address: str, port: int, target: str, deadl
     else:
         conn = _PinnedHTTP(host, address, port, remaining)
     try:
-        conn.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "*/*",
-                                             "Accept-Encoding": "identity"})
+        conn.request(
+            "GET",
+            target,
+            headers={"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "identity"},
+        )
         response = conn.getresponse()
         headers = {k.lower(): v for k, v in response.getheaders()}
         body = bytearray()
@@ -125,7 +135,7 @@ def _request(scheme: str, host: str, address: str, port: int, target: str, deadl
         if len(body) > limit:
             raise DocumentError(f"{scheme}://{host}{target} is over the limit of {limit:,} bytes")
         return response.status, headers, bytes(body)
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise DocumentError(f"timed out fetching {scheme}://{host}{target}") from None
     except (OSError, http.client.HTTPException) as exc:
         raise DocumentError(f"cannot fetch {scheme}://{host}{target}: {exc}") from None

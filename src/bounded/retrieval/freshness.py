@@ -47,8 +47,9 @@ def pending_changes(config: CollectionConfig, index: SqliteIndex, now: float) ->
     for uri, state in known.items():
         if state.error is not None and state.error_since is not None:
             dates[uri] = min(state.error_since, dates.get(uri, now))
-        elif (state.source.startswith("folder:") and state.source not in failed
-              and uri not in listed):
+        elif (
+            state.source.startswith("folder:") and state.source not in failed and uri not in listed
+        ):
             dates[uri] = state.synced_at or now
     oldest = round(max(0.0, now - min(dates.values())), 3) if dates else None
     return Pending(len(dates), oldest, unchecked)

@@ -11,11 +11,42 @@ from html.parser import HTMLParser
 from bounded.retrieval.documents import Block
 
 _SKIP = {"script", "style", "noscript", "nav", "footer", "form", "svg", "head", "template"}
-_BLOCK = {"p", "div", "section", "article", "main", "blockquote", "li", "tr", "dd", "dt",
-          "table", "ul", "ol", "br", "hr", "figcaption", "header", "aside"}
+_BLOCK = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "blockquote",
+    "li",
+    "tr",
+    "dd",
+    "dt",
+    "table",
+    "ul",
+    "ol",
+    "br",
+    "hr",
+    "figcaption",
+    "header",
+    "aside",
+}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
-_VOID = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source",
-         "track", "wbr"}
+_VOID = {
+    "br",
+    "hr",
+    "img",
+    "input",
+    "meta",
+    "link",
+    "area",
+    "base",
+    "col",
+    "embed",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 class _Extractor(HTMLParser):
@@ -78,8 +109,7 @@ class _Extractor(HTMLParser):
         text = _squash("".join(self._text))
         self._text = []
         if text and text != "-":
-            kind = "list" if text.startswith("- ") else "paragraph"
-            self.blocks.append(Block(kind, text))
+            self.blocks.append(Block("list" if text.startswith("- ") else "paragraph", text))
 
 
 def _squash(text: str) -> str:

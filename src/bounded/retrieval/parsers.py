@@ -7,7 +7,6 @@ byte 812", "corrupt PDF: ..."); JSON Lines reports a bad line and keeps the good
 from __future__ import annotations
 
 import io
-import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -16,17 +15,29 @@ import orjson
 import yaml
 
 from bounded.retrieval.config import JsonlFields
-from bounded.retrieval.documents import Block, DocumentError, ItemError, ParsedDocument
+from bounded.retrieval.documents import Block, BlockKind, DocumentError, ItemError, ParsedDocument
 from bounded.retrieval.html_blocks import parse_html
 
 FORMATS = {
-    ".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
-    ".html": "html", ".htm": "html", ".pdf": "pdf", ".jsonl": "jsonl", ".ndjson": "jsonl",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".text": "text",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
 }
 CONTENT_TYPES = {
-    "text/markdown": "markdown", "text/x-markdown": "markdown", "text/plain": "text",
-    "text/html": "html", "application/xhtml+xml": "html", "application/pdf": "pdf",
-    "application/jsonl": "jsonl", "application/x-ndjson": "jsonl",
+    "text/markdown": "markdown",
+    "text/x-markdown": "markdown",
+    "text/plain": "text",
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "application/pdf": "pdf",
+    "application/jsonl": "jsonl",
+    "application/x-ndjson": "jsonl",
 }
 _FENCE = re.compile(r"^(\s{0,3})(`{3,}|~{3,})")
 _ATX = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -34,9 +45,9 @@ _SETEXT = re.compile(r"^\s{0,3}(=+|-+)\s*$")
 _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 
 
-def parse(fmt: str, data: bytes, doc_id: str, title: str, fields: JsonlFields) -> Iterator[
-    ParsedDocument | ItemError
-]:
+def parse(
+    fmt: str, data: bytes, doc_id: str, title: str, fields: JsonlFields
+) -> Iterator[ParsedDocument | ItemError]:
     """Documents of one item; a JSON Lines file may interleave per-line errors."""
     if fmt == "jsonl":
         yield from _parse_jsonl(data, doc_id, fields)
@@ -79,8 +90,7 @@ def _parse_markdown(text: str, doc_id: str, fallback_title: str) -> ParsedDocume
         if buffer:
             body = "\n".join(buffer).strip()
             if body:
-                kind = "table" if body.startswith("|") else "list" if _LIST.match(body) else "paragraph"
-                blocks.append(Block(kind, body))
+                blocks.append(Block(_kind_of(body), body))
             buffer.clear()
 
     i = 0
@@ -118,6 +128,12 @@ def _parse_markdown(text: str, doc_id: str, fallback_title: str) -> ParsedDocume
     return ParsedDocument(doc_id, title, blocks, metadata, tuple(str(x) for x in labels))
 
 
+def _kind_of(body: str) -> BlockKind:
+    if body.startswith("|"):
+        return "table"
+    return "list" if _LIST.match(body) else "paragraph"
+
+
 def _front_matter(text: str) -> tuple[dict[str, Any], str]:
     if not text.startswith("---\n"):
         return {}, text
@@ -140,14 +156,12 @@ def _parse_pdf(data: bytes, doc_id: str, title: str) -> ParsedDocument:
 
     if not data.lstrip()[:5] == b"%PDF-":
         raise DocumentError("corrupt PDF: no %PDF- header")
-    # pypdf logs recoverable oddities as warnings; the report already says what failed.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
             raise DocumentError("encrypted PDF: no text without the password")
         pages = [page.extract_text() or "" for page in reader.pages]
-        info_title = (reader.metadata or {}).get("/Title") if reader.metadata else None
+        info_title = reader.metadata.get("/Title") if reader.metadata else None
     except DocumentError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
@@ -158,7 +172,9 @@ def _parse_pdf(data: bytes, doc_id: str, title: str) -> ParsedDocument:
     return ParsedDocument(doc_id, str(info_title or title), blocks)
 
 
-def _parse_jsonl(data: bytes, doc_id: str, fields: JsonlFields) -> Iterator[ParsedDocument | ItemError]:
+def _parse_jsonl(
+    data: bytes, doc_id: str, fields: JsonlFields
+) -> Iterator[ParsedDocument | ItemError]:
     text = decode_text(data)
     seen: set[str] = set()
     for number, line in enumerate(text.split("\n"), start=1):
@@ -186,5 +202,10 @@ def _parse_jsonl(data: bytes, doc_id: str, fields: JsonlFields) -> Iterator[Pars
         labels = record.get(fields.labels) if fields.labels else None
         labels = [labels] if isinstance(labels, str) else labels or []
         metadata = {f: record[f] for f in fields.metadata if f in record}
-        yield ParsedDocument(f"{doc_id}#{key}", str(title or ""), _paragraphs(body),
-                             metadata, tuple(str(x) for x in labels))
+        yield ParsedDocument(
+            f"{doc_id}#{key}",
+            str(title or ""),
+            _paragraphs(body),
+            metadata,
+            tuple(str(x) for x in labels),
+        )

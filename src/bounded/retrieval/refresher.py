@@ -20,8 +20,9 @@ log = logging.getLogger("bounded.retrieval")
 MAX_SLEEP_S = 60.0
 
 
-async def refresh_forever(service: Callable[[], RetrievalService],
-                          clock: Callable[[], float] = time.time) -> None:
+async def refresh_forever(
+    service: Callable[[], RetrievalService], clock: Callable[[], float] = time.time
+) -> None:
     """Never returns; cancel the task to stop it (a sync in progress finishes its current
     document, then stops at the next one)."""
     stopping = False
@@ -34,8 +35,11 @@ async def refresh_forever(service: Callable[[], RetrievalService],
         raise
 
 
-async def refresh_due(svc: RetrievalService, clock: Callable[[], float] = time.time,
-                      should_stop: Callable[[], bool] = lambda: False) -> float:
+async def refresh_due(
+    svc: RetrievalService,
+    clock: Callable[[], float] = time.time,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> float:
     """Sync every collection that is due; return the seconds until the next one is."""
     wait = MAX_SLEEP_S
     for name in svc.names:
@@ -48,8 +52,7 @@ async def refresh_due(svc: RetrievalService, clock: Callable[[], float] = time.t
             try:
                 report = await asyncio.to_thread(svc.sync, name, None, should_stop)
                 if report.errors:
-                    log.warning("collection %s synced with %d error(s)", name,
-                                len(report.errors))
+                    log.warning("collection %s synced with %d error(s)", name, len(report.errors))
             except Exception:  # a broken collection must not stop the others' refreshes
                 log.exception("background sync of collection %s failed", name)
                 await asyncio.to_thread(svc.index(name).set_meta, "last_sync_at", str(clock()))

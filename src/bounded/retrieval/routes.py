@@ -43,7 +43,8 @@ def retrieval_routes(service: ServiceRef, authenticate: Authenticate) -> list[Ro
         svc = service()
         details = bool(getattr(principal, "admin", False))
         data = await asyncio.to_thread(
-            lambda: [svc.status(name, details=details) for name in svc.names])
+            lambda: [svc.status(name, details=details) for name in svc.names]
+        )
         return _json({"object": "list", "data": data})
 
     async def search(request: Request) -> Response:
@@ -53,14 +54,21 @@ def retrieval_routes(service: ServiceRef, authenticate: Authenticate) -> list[Ro
         svc.collection(name)
         args = _search_args(await request.body())
         hits = await asyncio.to_thread(svc.search, name, viewer=viewer_for(principal), **args)
-        return _json({"object": "list", "collection": name, "mode": args["mode"],
-                      "data": [h.as_json() for h in hits]})
+        return _json(
+            {
+                "object": "list",
+                "collection": name,
+                "mode": args["mode"],
+                "data": [h.as_json() for h in hits],
+            }
+        )
 
     async def sync(request: Request) -> Response:
         principal = authenticate(request)
         if not getattr(principal, "admin", False):
-            raise PermissionDenied("only the admin key may sync a collection",
-                                   code="admin_required")
+            raise PermissionDenied(
+                "only the admin key may sync a collection", code="admin_required"
+            )
         svc = service()
         name = request.path_params["name"]
         svc.collection(name)
@@ -94,13 +102,13 @@ def _search_args(raw: bytes) -> dict[str, Any]:
         raise Unprocessable(f"'mode' must be one of {', '.join(MODES)}", param="mode")
     filters = body.get("filters") or {}
     if not isinstance(filters, dict) or not all(_filter_value(v) for v in filters.values()):
-        raise Unprocessable("'filters' maps metadata keys to a value or a list of values",
-                            param="filters")
+        raise Unprocessable(
+            "'filters' maps metadata keys to a value or a list of values", param="filters"
+        )
     mmr = body.get("mmr_lambda")
     if mmr is not None and (not isinstance(mmr, int | float) or not 0 <= mmr <= 1):
         raise Unprocessable("'mmr_lambda' must be a number from 0 to 1", param="mmr_lambda")
-    return {"query": query, "top_k": top_k, "mode": mode, "filters": filters,
-            "mmr_lambda": mmr}
+    return {"query": query, "top_k": top_k, "mode": mode, "filters": filters, "mmr_lambda": mmr}
 
 
 def _filter_value(value: Any) -> bool:
@@ -116,8 +124,12 @@ def _guard(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         try:
             response: Response = await handler(request)
         except BoundedError as exc:
-            response = Response(orjson.dumps(exc.body()), status_code=exc.status,
-                                media_type=JSON, headers=exc.headers())
+            response = Response(
+                orjson.dumps(exc.body()),
+                status_code=exc.status,
+                media_type=JSON,
+                headers=exc.headers(),
+            )
         response.headers["x-bounded-trace-id"] = trace_id
         return response
 

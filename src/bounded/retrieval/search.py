@@ -11,14 +11,16 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from bounded.retrieval.access import Viewer
-from bounded.retrieval.embedding import Embedder
+from bounded.retrieval.embedding import Embedder, Matrix
 from bounded.retrieval.store import SqliteIndex
 from bounded.retrieval.store_read import ChunkRecord
 from bounded.retrieval.vectors import VectorSnapshot
@@ -31,16 +33,137 @@ CANDIDATES = 100
 PRUNE_MIN_CHUNKS = 20_000
 PRUNE_FRACTION = 0.05
 KEEP_RAREST = 3
+MAX_QUERY_TERMS = 64
 
 STOP_WORDS = frozenset(
-    "a about above after again against all am an and any are as at be because been before "
-    "being below between both but by can could did do does doing down during each few for "
-    "from further had has have having he her here hers herself him himself his how i if in "
-    "into is it its itself just me more most my myself no nor not now of off on once only or "
-    "other our ours ourselves out over own same she should so some such than that the their "
-    "theirs them themselves then there these they this those through to too under until up "
-    "very was we were what when where which while who whom why will with would you your "
-    "yours yourself yourselves".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
 )
 _WORDS = re.compile(r"\w+")
 
@@ -54,17 +177,30 @@ class Hit:
 
     def as_json(self) -> dict[str, Any]:
         c = self.chunk
-        return {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "source": c.item, "title": c.title,
-                "headings": list(c.headings), "position": c.position, "text": c.text,
-                "metadata": c.metadata, "score": round(self.score, 6),
-                "bm25_rank": self.bm25_rank, "dense_rank": self.dense_rank}
+        return {
+            "chunk_id": c.chunk_id,
+            "doc_id": c.doc_id,
+            "source": c.item,
+            "title": c.title,
+            "headings": list(c.headings),
+            "position": c.position,
+            "text": c.text,
+            "metadata": c.metadata,
+            "score": round(self.score, 6),
+            "bm25_rank": self.bm25_rank,
+            "dense_rank": self.dense_rank,
+        }
 
 
 def query_terms(query: str) -> list[str]:
+    """Distinct non-stop words, at most MAX_QUERY_TERMS: a pasted page as a question must
+    not become a thousand-way OR."""
     seen: dict[str, None] = {}
     for word in _WORDS.findall(query.lower()):
         if word not in STOP_WORDS:
             seen.setdefault(word, None)
+            if len(seen) == MAX_QUERY_TERMS:
+                break
     return list(seen)
 
 
@@ -92,9 +228,18 @@ def _prune(index: SqliteIndex, terms: list[str]) -> list[str]:
     return kept if len(kept) >= KEEP_RAREST else by_rarity[:KEEP_RAREST]
 
 
-def search(index: SqliteIndex, embedder: Embedder | None, query: str, *, viewer: Viewer,
-           top_k: int = 10, mode: Mode = "hybrid", filters: dict[str, Any] | None = None,
-           mmr_lambda: float | None = None, candidates: int = CANDIDATES) -> list[Hit]:
+def search(
+    index: SqliteIndex,
+    embedder: Embedder | None,
+    query: str,
+    *,
+    viewer: Viewer,
+    top_k: int = 10,
+    mode: Mode = "hybrid",
+    filters: dict[str, Any] | None = None,
+    mmr_lambda: float | None = None,
+    candidates: int = CANDIDATES,
+) -> list[Hit]:
     filters = filters or {}
     if embedder is None:
         mode = "bm25"  # a collection without embeddings answers every mode lexically
@@ -102,23 +247,40 @@ def search(index: SqliteIndex, embedder: Embedder | None, query: str, *, viewer:
     lexical: list[tuple[int, float]] = []
     dense: list[tuple[int, float]] = []
     snapshot: VectorSnapshot | None = None
+    # In hybrid mode FTS5 runs in a worker thread while this one embeds the query and scans
+    # the vectors: SQLite, onnxruntime and numpy all release the GIL, so the two overlap.
+    pending: Future[list[tuple[int, float]]] | None = None
     if mode in ("bm25", "hybrid"):
         match = match_expression(index, query)
-        if match is not None:
+        if match is not None and mode == "hybrid":
+            pending = _lexical_pool().submit(index.bm25, match, viewer, filters, pool)
+        elif match is not None:
             lexical = index.bm25(match, viewer, filters, pool)
-    if mode in ("dense", "hybrid") and embedder is not None and query.strip():
+    vector: Matrix | None = None
+    if embedder is not None and query.strip() and (mode != "bm25" or mmr_lambda is not None):
         vector = embedder.embed([query])[0]
+    if mode in ("dense", "hybrid") and vector is not None:
         dense, snapshot = index.dense(vector, viewer, filters, pool)
+    if pending is not None:
+        lexical = pending.result()
     fused = _fuse(lexical, dense) if mode == "hybrid" else lexical or dense
     ranks_b = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
     ranks_d = {cid: r for r, (cid, _) in enumerate(dense, 1)}
-    if mmr_lambda is not None and embedder is not None and len(fused) > top_k:
+    if mmr_lambda is not None and len(fused) > top_k:
         snapshot = snapshot or index.vector_snapshot()
-        fused = _mmr(fused[:pool], snapshot, mmr_lambda, top_k)
+        fused = _mmr(fused[: max(top_k * 4, 20)], snapshot, vector, mmr_lambda, top_k)
     chosen = fused[:top_k]
     records = index.chunk_records([cid for cid, _ in chosen])
-    return [Hit(records[cid], score, ranks_b.get(cid), ranks_d.get(cid))
-            for cid, score in chosen if cid in records]
+    return [
+        Hit(records[cid], score, ranks_b.get(cid), ranks_d.get(cid))
+        for cid, score in chosen
+        if cid in records
+    ]
+
+
+@functools.cache
+def _lexical_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="bounded-bm25")
 
 
 def _fuse(*lists: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -129,19 +291,24 @@ def _fuse(*lists: list[tuple[int, float]]) -> list[tuple[int, float]]:
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
-def _mmr(ranked: list[tuple[int, float]], snapshot: VectorSnapshot, lam: float, k: int
-         ) -> list[tuple[int, float]]:
+def _mmr(
+    ranked: list[tuple[int, float]],
+    snapshot: VectorSnapshot,
+    query: Matrix | None,
+    lam: float,
+    k: int,
+) -> list[tuple[int, float]]:
+    """Maximal marginal relevance over the fused candidates: relevance is the cosine to the
+    query, redundancy the highest cosine to a chunk already picked (both floored at 0)."""
     wanted = np.asarray([cid for cid, _ in ranked], dtype=np.int64)
     where = np.minimum(np.searchsorted(snapshot.ids, wanted), max(len(snapshot.ids) - 1, 0))
     found = snapshot.ids[where] == wanted if len(snapshot.ids) else np.zeros(len(wanted), bool)
     present = [pair for pair, ok in zip(ranked, found, strict=True) if ok]
-    if not present:
+    if not present or query is None:
         return ranked
     vectors = snapshot.rows([cid for cid, _ in present])
-    relevance = np.array([s for _, s in present], dtype=np.float32)
-    spread = float(relevance.max() - relevance.min()) or 1.0
-    relevance = (relevance - relevance.min()) / spread
-    similarity = vectors @ vectors.T
+    relevance = np.clip(vectors @ query, 0.0, None)
+    similarity = np.clip(vectors @ vectors.T, 0.0, None)
     chosen: list[int] = []
     left = list(range(len(present)))
     while left and len(chosen) < k:

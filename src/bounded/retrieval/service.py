@@ -70,8 +70,9 @@ class RetrievalService:
             return self.config.collections[name]
         except KeyError:
             known = ", ".join(self.config.collections) or "none"
-            raise NotFound(f"no collection named {name!r}; defined: {known}",
-                           code="collection_not_found") from None
+            raise NotFound(
+                f"no collection named {name!r}; defined: {known}", code="collection_not_found"
+            ) from None
 
     def index(self, name: str) -> SqliteIndex:
         self.collection(name)
@@ -87,23 +88,46 @@ class RetrievalService:
                 self._embedders[model] = build_embedder(model)
             return self._embedders[model]
 
-    def sync(self, name: str, progress: ProgressCallback | None = None,
-             should_stop: Any = None) -> SyncReport:
+    def sync(
+        self, name: str, progress: ProgressCallback | None = None, should_stop: Any = None
+    ) -> SyncReport:
         config = self.collection(name)
         lock = self._sync_locks.setdefault(name, threading.Lock())
         with lock:
-            return sync_collection(name, config, self.index(name), self.embedder(name),
-                                   progress, should_stop or (lambda: False))
+            return sync_collection(
+                name,
+                config,
+                self.index(name),
+                self.embedder(name),
+                progress,
+                should_stop or (lambda: False),
+            )
 
     def syncing(self, name: str) -> bool:
         lock = self._sync_locks.get(name)
         return lock is not None and lock.locked()
 
-    def search(self, name: str, query: str, *, viewer: Viewer, top_k: int = 10,
-               mode: Mode = "hybrid", filters: dict[str, Any] | None = None,
-               mmr_lambda: float | None = None) -> list[Hit]:
-        return search(self.index(name), self.embedder(name), query, viewer=viewer, top_k=top_k,
-                      mode=mode, filters=filters, mmr_lambda=mmr_lambda)
+    def search(
+        self,
+        name: str,
+        query: str,
+        *,
+        viewer: Viewer,
+        top_k: int = 10,
+        mode: Mode = "hybrid",
+        filters: dict[str, Any] | None = None,
+        mmr_lambda: float | None = None,
+    ) -> list[Hit]:
+        return search(
+            self.index(name),
+            self.embedder(name),
+            query,
+            viewer=viewer,
+            top_k=top_k,
+            mode=mode,
+            filters=filters,
+            mmr_lambda=mmr_lambda,
+        )
 
     def status(self, name: str, *, details: bool = True) -> dict[str, Any]:
         config = self.collection(name)

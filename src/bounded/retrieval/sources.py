@@ -66,8 +66,14 @@ def _folder_items(index: int, source: FolderSource) -> Iterator[Item]:
             except OSError:
                 continue  # vanished between glob and stat; the next sync sees it gone
             uri = (PurePosixPath(source.path) / relative).as_posix()
-            yield Item(uri, index, source_key(source), path.stem.replace("_", " ").replace("-", " "),
-                       f"{stat.st_size}:{stat.st_mtime_ns}", _file_reader(path, source.max_bytes))
+            yield Item(
+                uri,
+                index,
+                source_key(source),
+                path.stem.replace("_", " ").replace("-", " "),
+                f"{stat.st_size}:{stat.st_mtime_ns}",
+                _file_reader(path, source.max_bytes),
+            )
 
 
 def _file_reader(path: Path, limit: int) -> Callable[[], tuple[str, bytes]]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+from bounded.retrieval.access import PUBLIC_TOKEN, acl_token
 from bounded.retrieval.documents import HEADING_SEPARATOR, Chunk, ParsedDocument
 from bounded.retrieval.embedding import Matrix
 from bounded.retrieval.store_read import IndexReads
@@ -48,8 +49,8 @@ _SCHEMA = """
         CREATE TABLE documents (
             id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL UNIQUE, item TEXT NOT NULL,
             content_hash TEXT NOT NULL, title TEXT NOT NULL, metadata TEXT NOT NULL,
-            labels TEXT NOT NULL, public INTEGER NOT NULL, chunks INTEGER NOT NULL,
-            synced_at REAL NOT NULL);
+            labels TEXT NOT NULL, public INTEGER NOT NULL, acl TEXT NOT NULL,
+            chunks INTEGER NOT NULL, synced_at REAL NOT NULL);
         CREATE INDEX documents_item ON documents (item);
         CREATE TABLE doc_labels (label TEXT NOT NULL, doc INTEGER NOT NULL,
                                  PRIMARY KEY (label, doc)) WITHOUT ROWID;
@@ -64,10 +65,13 @@ _SCHEMA = """
                               vector BLOB NOT NULL);
         CREATE INDEX vectors_doc ON vectors (doc);
         CREATE VIEW chunk_fields AS
-            SELECT c.id AS id, d.title AS title, c.heading AS heading, c.text AS text
+            SELECT c.id AS id, d.title AS title, c.heading AS heading, c.text AS text,
+                   d.acl AS acl
             FROM chunks c JOIN documents d ON d.id = c.doc;
+        -- acl holds a token per access label of the chunk's document (or the public token):
+        -- access is checked by FTS5 itself, as one more term of the MATCH expression.
         CREATE VIRTUAL TABLE chunks_fts USING fts5(
-            title, heading, text, content='chunk_fields', content_rowid='id',
+            title, heading, text, acl, content='chunk_fields', content_rowid='id',
             tokenize='porter unicode61 remove_diacritics 2');
         CREATE VIRTUAL TABLE fts_terms USING fts5vocab(chunks_fts, 'row');
 """
@@ -161,19 +165,38 @@ class SqliteIndex(IndexReads):
 
     # -- writes, one transaction each ----------------------------------------------------
 
-    def replace_document(self, item: str, doc: ParsedDocument, content_hash: str,
-                         chunks: list[Chunk], vectors: Matrix | None) -> None:
+    def replace_document(
+        self,
+        item: str,
+        doc: ParsedDocument,
+        content_hash: str,
+        chunks: list[Chunk],
+        vectors: Matrix | None,
+    ) -> None:
         now = time.time()
         labels = tuple(sorted(set(doc.labels)))
+        acl = " ".join(acl_token(x) for x in labels) if labels else PUBLIC_TOKEN
         with self._transaction() as conn:
-            row = conn.execute("SELECT id FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone()
+            row = conn.execute(
+                "SELECT id FROM documents WHERE doc_id = ?", (doc.doc_id,)
+            ).fetchone()
             if row is not None:
                 _delete_document_rows(conn, row[0])
             cur = conn.execute(
                 "INSERT INTO documents (doc_id, item, content_hash, title, metadata, labels, "
-                "public, chunks, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (doc.doc_id, item, content_hash, doc.title, orjson.dumps(doc.metadata),
-                 orjson.dumps(labels), int(not labels), len(chunks), now),
+                "public, acl, chunks, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    doc.doc_id,
+                    item,
+                    content_hash,
+                    doc.title,
+                    orjson.dumps(doc.metadata),
+                    orjson.dumps(labels),
+                    int(not labels),
+                    acl,
+                    len(chunks),
+                    now,
+                ),
             )
             doc_row = cur.lastrowid
             conn.executemany("INSERT INTO doc_labels VALUES (?, ?)", [(x, doc_row) for x in labels])
@@ -186,15 +209,23 @@ class SqliteIndex(IndexReads):
                 )
                 chunk_id = cur.lastrowid
                 conn.execute(
-                    "INSERT INTO chunks_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
-                    (chunk_id, doc.title, heading, chunk.text),
+                    "INSERT INTO chunks_fts (rowid, title, heading, text, acl) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (chunk_id, doc.title, heading, chunk.text, acl),
                 )
                 if vectors is not None:
                     blob = np.ascontiguousarray(vectors[i], dtype=np.float32).tobytes()
                     conn.execute("INSERT INTO vectors VALUES (?, ?, ?)", (chunk_id, doc_row, blob))
 
-    def finish_item(self, uri: str, source: str, signature: str | None, content_hash: str,
-                    keep: set[str], error: str | None = None) -> int:
+    def finish_item(
+        self,
+        uri: str,
+        source: str,
+        signature: str | None,
+        content_hash: str,
+        keep: set[str],
+        error: str | None = None,
+    ) -> int:
         """Record an item as synced and drop its documents that no longer exist.
 
         ``error`` notes a partial success (bad lines of a JSON Lines file): the item is then
@@ -211,8 +242,15 @@ class SqliteIndex(IndexReads):
                 "content_hash = excluded.content_hash, synced_at = excluded.synced_at, "
                 "error = excluded.error, error_since = CASE WHEN excluded.error IS NULL THEN NULL "
                 "ELSE COALESCE(items.error_since, excluded.error_since) END",
-                (uri, source, signature, content_hash, time.time(), error,
-                 time.time() if error else None),
+                (
+                    uri,
+                    source,
+                    signature,
+                    content_hash,
+                    time.time(),
+                    error,
+                    time.time() if error else None,
+                ),
             )
         return len(stale)
 
@@ -237,7 +275,8 @@ class SqliteIndex(IndexReads):
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
             self._conn.execute(
-                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO meta VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
 
@@ -246,8 +285,8 @@ def _delete_document_rows(conn: sqlite3.Connection, doc_row: int) -> None:
     # External-content FTS5 forgets a row only when told its old values; they come from the
     # chunks table, which is why the FTS delete runs before the chunks go.
     conn.execute(
-        "INSERT INTO chunks_fts (chunks_fts, rowid, title, heading, text) "
-        "SELECT 'delete', c.id, d.title, c.heading, c.text FROM chunks c "
+        "INSERT INTO chunks_fts (chunks_fts, rowid, title, heading, text, acl) "
+        "SELECT 'delete', c.id, d.title, c.heading, c.text, d.acl FROM chunks c "
         "JOIN documents d ON d.id = c.doc WHERE c.doc = ?",
         (doc_row,),
     )

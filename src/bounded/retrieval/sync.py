@@ -46,13 +46,16 @@ class SyncReport:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "collection": self.collection, "started_at": self.started_at,
+            "collection": self.collection,
+            "started_at": self.started_at,
             "finished_at": self.finished_at,
             "duration_s": round((self.finished_at or time.time()) - self.started_at, 3),
-            "items": self.items, "items_unchanged": self.items_unchanged,
+            "items": self.items,
+            "items_unchanged": self.items_unchanged,
             "documents_indexed": self.documents_indexed,
             "documents_unchanged": self.documents_unchanged,
-            "documents_deleted": self.documents_deleted, "chunks_written": self.chunks_written,
+            "documents_deleted": self.documents_deleted,
+            "chunks_written": self.chunks_written,
             "texts_embedded": self.texts_embedded,
             "errors": [{"uri": e.uri, "error": e.message} for e in self.errors],
         }
@@ -68,14 +71,29 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
+@dataclass
+class _Waiting:
+    item: Item
+    digest: str
+    keep: set[str] = field(default_factory=set)
+    problems: int = 0
+    outstanding: int = 0  # documents queued but not yet written
+    listed: bool = False  # every document of the item has been seen
+
+
 def settings_fingerprint(config: CollectionConfig) -> str:
     """What changes every chunk when edited: a new chunk size re-indexes everything."""
     return sha256(orjson.dumps([config.chunking.model_dump(), config.embedding]))[:16]
 
 
-def sync_collection(name: str, config: CollectionConfig, index: SqliteIndex,
-                    embedder: Embedder | None, progress: ProgressCallback | None = None,
-                    should_stop: Callable[[], bool] = lambda: False) -> SyncReport:
+def sync_collection(
+    name: str,
+    config: CollectionConfig,
+    index: SqliteIndex,
+    embedder: Embedder | None,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> SyncReport:
     run = _Run(name, config, index, embedder, progress or (lambda p: None))
     listed, failed = run.list_sources()
     for item in listed:
@@ -92,8 +110,14 @@ def sync_collection(name: str, config: CollectionConfig, index: SqliteIndex,
 
 
 class _Run:
-    def __init__(self, name: str, config: CollectionConfig, index: SqliteIndex,
-                 embedder: Embedder | None, progress: ProgressCallback):
+    def __init__(
+        self,
+        name: str,
+        config: CollectionConfig,
+        index: SqliteIndex,
+        embedder: Embedder | None,
+        progress: ProgressCallback,
+    ):
         self.config = config
         self.index = index
         self.embedder = embedder
@@ -106,7 +130,7 @@ class _Run:
         self.pending: list[tuple[Item, ParsedDocument, list[Chunk]]] = []
         self.pending_chunks = 0
         # Items whose documents are queued: finished once the last of them is written.
-        self.waiting: dict[str, tuple[Item, str, set[str], str | None, int]] = {}
+        self.waiting: dict[str, _Waiting] = {}
 
     def list_sources(self) -> tuple[list[Item], set[str]]:
         listed: list[Item] = []
@@ -117,8 +141,13 @@ class _Run:
             except SourceError as exc:
                 self.report.errors.append(ItemError(source_label(source), str(exc)))
                 failed.add(source_key(source))
-        self.report.items = self.total = len(listed)
-        return listed, failed
+        # Overlapping folders list a file twice; the first source to list it owns it.
+        owners: dict[str, Item] = {}
+        for item in listed:
+            owners.setdefault(item.uri, item)
+        unique = list(owners.values())
+        self.report.items = self.total = len(unique)
+        return unique, failed
 
     def _advance(self, current: str, steps: int = 1) -> None:
         self.done += steps
@@ -135,8 +164,13 @@ class _Run:
             fmt, data = item.read()
             digest = self._item_hash(item, data)
             if clean and state and state.content_hash == digest:
-                self.index.finish_item(item.uri, item.source_key, item.signature, digest,
-                                       set(self.index.document_hashes(item.uri)))
+                self.index.finish_item(
+                    item.uri,
+                    item.source_key,
+                    item.signature,
+                    digest,
+                    set(self.index.document_hashes(item.uri)),
+                )
                 self.report.items_unchanged += 1
                 self._advance(item.uri)
                 return
@@ -146,34 +180,34 @@ class _Run:
             return
         self._queue_documents(item, digest, parsed)
 
-    def _queue_documents(self, item: Item, digest: str,
-                         parsed: list[ParsedDocument | ItemError]) -> None:
+    def _queue_documents(
+        self, item: Item, digest: str, parsed: list[ParsedDocument | ItemError]
+    ) -> None:
         stored = self.index.document_hashes(item.uri)
-        keep: set[str] = set()
-        problems = 0
-        queued = 0
+        waiting = self.waiting[item.uri] = _Waiting(item, digest)
         for doc in parsed:
             if isinstance(doc, ItemError):
                 self.report.errors.append(doc)
-                problems += 1
+                waiting.problems += 1
                 continue
             self._decorate(item, doc)
-            keep.add(doc.doc_id)
+            waiting.keep.add(doc.doc_id)
             if stored.get(doc.doc_id) == self._doc_hash(doc):
                 self.report.documents_unchanged += 1
                 continue
             chunks = chunk_document(doc.blocks, self.config.chunking)
             self.pending.append((item, doc, chunks))
             self.pending_chunks += len(chunks)
-            queued += 1
-        note = f"{problems} record(s) failed; see errors" if problems else None
-        self.total += queued
-        self.waiting[item.uri] = (item, digest, keep, note, queued)
+            waiting.outstanding += 1
+            self.total += 1
+            # Flushed as it goes: a 100k-line JSON Lines file is written (and resumable)
+            # batch by batch, not after all of it is embedded.
+            if self.pending_chunks >= EMBED_BATCH:
+                self.flush()
+        waiting.listed = True
         self._advance(item.uri)
-        if queued == 0:
+        if waiting.outstanding == 0:
             self._finish(item.uri)
-        if self.pending_chunks >= EMBED_BATCH:
-            self.flush()
 
     def flush(self) -> None:
         if not self.pending:
@@ -193,15 +227,18 @@ class _Run:
             self.report.documents_indexed += 1
             self.report.chunks_written += len(chunks)
             self._advance(doc.doc_id)
-            entry = self.waiting[item.uri]
-            self.waiting[item.uri] = (*entry[:4], entry[4] - 1)
-            if entry[4] - 1 == 0:
+            waiting = self.waiting[item.uri]
+            waiting.outstanding -= 1
+            if waiting.listed and waiting.outstanding == 0:
                 self._finish(item.uri)
 
     def _finish(self, uri: str) -> None:
-        item, digest, keep, note, _ = self.waiting.pop(uri)
+        """All of an item's documents are in: record its hash, drop documents it lost."""
+        w = self.waiting.pop(uri)
+        note = f"{w.problems} record(s) failed; see errors" if w.problems else None
         self.report.documents_deleted += self.index.finish_item(
-            uri, item.source_key, item.signature, digest, keep, note)
+            uri, w.item.source_key, w.item.signature, w.digest, w.keep, note
+        )
 
     def delete_missing(self, listed: list[Item], failed: set[str]) -> None:
         present = {item.uri for item in listed}
@@ -229,4 +266,3 @@ class _Run:
 
     def _doc_hash(self, doc: ParsedDocument) -> str:
         return sha256(f"{doc.content_hash}:{self.settings}".encode())
-

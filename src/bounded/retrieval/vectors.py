@@ -28,8 +28,9 @@ class VectorSnapshot:
     matrix: Matrix
     generation: int
 
-    def top(self, query: Matrix, limit: int, mask: npt.NDArray[np.bool_] | None
-            ) -> list[tuple[int, float]]:
+    def top(
+        self, query: Matrix, limit: int, mask: npt.NDArray[np.bool_] | None
+    ) -> list[tuple[int, float]]:
         if not len(self.ids):
             return []
         scores = self.matrix @ query
@@ -46,8 +47,9 @@ class VectorSnapshot:
 
 
 def _empty(dimensions: int) -> VectorSnapshot:
-    return VectorSnapshot(np.zeros(0, np.int64), np.zeros(0, np.int64),
-                          np.zeros((0, dimensions), np.float32), -1)
+    return VectorSnapshot(
+        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, dimensions), np.float32), -1
+    )
 
 
 class VectorCache:
@@ -68,8 +70,9 @@ class VectorCache:
                 self._snapshot = current
             return current
 
-    def _refresh(self, conn: sqlite3.Connection, old: VectorSnapshot | None,
-                 generation: int) -> VectorSnapshot:
+    def _refresh(
+        self, conn: sqlite3.Connection, old: VectorSnapshot | None, generation: int
+    ) -> VectorSnapshot:
         if old is None:
             old = _empty(0)
         last = int(old.ids[-1]) if len(old.ids) else 0
@@ -79,17 +82,15 @@ class VectorCache:
         total = conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
         ids, docs, matrix = old.ids, old.docs, old.matrix
         if total != len(ids) + len(rows):
-            present = np.fromiter((r[0] for r in conn.execute("SELECT chunk FROM vectors")),
-                                  dtype=np.int64)
+            present = np.fromiter(
+                (r[0] for r in conn.execute("SELECT chunk FROM vectors")), dtype=np.int64
+            )
             keep = np.isin(ids, present)
             ids, docs, matrix = ids[keep], docs[keep], matrix[keep]
         if rows:
             new = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32)
             new = new.reshape(len(rows), -1)
-            if matrix.shape[0] == 0:
-                matrix = new.copy()
-            else:
-                matrix = np.concatenate([matrix, new])
+            matrix = new.copy() if matrix.shape[0] == 0 else np.concatenate([matrix, new])
             ids = np.concatenate([ids, np.fromiter((r[0] for r in rows), np.int64, len(rows))])
             docs = np.concatenate([docs, np.fromiter((r[1] for r in rows), np.int64, len(rows))])
         return VectorSnapshot(ids, docs, matrix, generation)

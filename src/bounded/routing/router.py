@@ -32,6 +32,10 @@ from bounded.routing.strategies import STRATEGIES, Candidate, LiveStats
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+# Checked before every attempt on a deployment (the gateway's own per-deployment rate
+# limits); raising RateLimited skips the deployment without calling it, so the route
+# falls back to its next target.
+Gate = Callable[["Deployment"], Awaitable[None]]
 # The router's own timer decides when an attempt has run out (so it can tell a deadline cut
 # from a slow deployment); the provider gets a little longer, as a backstop for providers
 # used on their own, so the two timers never race.
@@ -92,7 +96,11 @@ class Router:
         return [self.deployments[c.name] for c in ordered]
 
     async def complete(
-        self, route: RouteConfig, body: Json, trace: RouteTrace | None = None
+        self,
+        route: RouteConfig,
+        body: Json,
+        trace: RouteTrace | None = None,
+        gate: Gate | None = None,
     ) -> tuple[Json, RouteTrace]:
         """Route one request. Pass ``trace`` to still see the attempts when it raises."""
         trace = trace if trace is not None else RouteTrace()
@@ -102,12 +110,16 @@ class Router:
             async with asyncio.timeout(timeout):
                 return await dep.provider.complete(request)
 
-        response = await self._route(route, trace, attempt, settle_on_return=True)
+        response = await self._route(route, trace, attempt, settle_on_return=True, gate=gate)
         response["model"] = body.get("model", response.get("model"))
         return response, trace
 
     async def stream(
-        self, route: RouteConfig, body: Json, trace: RouteTrace | None = None
+        self,
+        route: RouteConfig,
+        body: Json,
+        trace: RouteTrace | None = None,
+        gate: Gate | None = None,
     ) -> RoutedStream:
         trace = trace if trace is not None else RouteTrace()
         alias = str(body.get("model", ""))
@@ -128,7 +140,7 @@ class Router:
                 raise
             return self._committed(dep, held, chunks, alias, idle)
 
-        chunks = await self._route(route, trace, attempt, settle_on_return=False)
+        chunks = await self._route(route, trace, attempt, settle_on_return=False, gate=gate)
         return RoutedStream(trace, chunks)
 
     async def _route(
@@ -138,6 +150,7 @@ class Router:
         attempt: Callable[[Deployment, float], Awaitable[T]],
         *,
         settle_on_return: bool,
+        gate: Gate | None = None,
     ) -> T:
         """Try the plan in order; return the first success or raise the deciding error.
 
@@ -153,6 +166,16 @@ class Router:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise _deadline_error(route, trace)
+                if gate is not None:
+                    try:
+                        await gate(dep)
+                    except RateLimited as exc:
+                        # Our own limit, not the deployment's health: no attempt, no
+                        # breaker verdict, no waiting here; move on to the next target.
+                        exc.deployment = dep.name
+                        last_error = exc
+                        trace.errors.append(f"{dep.name}: {exc.kind} (gateway limit)")
+                        break
                 if not breaker.allow():
                     trace.errors.append(f"{dep.name}: breaker {breaker.state.value}")
                     break

@@ -1,0 +1,44 @@
+"""bounded.yaml: collections and a feature's retrieval, checked with paths and hints."""
+
+from __future__ import annotations
+
+import pytest
+
+from bounded.config.loader import ConfigError, parse_config
+
+BASE = """
+providers: {local: {kind: local}}
+models: {smollm2: {provider: local, model: smollm2-135m-instruct}}
+collections:
+  handbook:
+    sources:
+      - {kind: folder, path: docs, labels: [staff]}
+      - {kind: url, urls: ["https://example.com/faq.html"]}
+    chunking: {max_tokens: 120, overlap_tokens: 20}
+features:
+  support-answer:
+    owner: support
+    route: {targets: [smollm2]}
+    retrieval: {collection: handbok, top_k: 4, max_context_tokens: 900}
+"""
+
+
+def test_unknown_collection_and_bad_chunking_are_explained() -> None:
+    broken = BASE.replace("overlap_tokens: 20", "overlap_tokens: 200")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(broken, env={})
+    problems = {p.path: p for p in caught.value.problems}
+    assert (
+        "did you mean 'handbook'" in problems["features.support-answer.retrieval.collection"].hint
+    )
+    assert "collections.handbook.chunking.overlap_tokens" in problems
+
+
+def test_a_valid_collection_loads() -> None:
+    config = parse_config(BASE.replace("handbok", "handbook"), env={})
+    collection = config.collections["handbook"]
+    assert collection.sources[0].labels == ("staff",)
+    assert config.features["support-answer"].retrieval is not None
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASE.replace("kind: url", "kind: ftp"), env={})
+    assert any("sources" in p.path for p in caught.value.problems)

@@ -1,0 +1,89 @@
+"""Hybrid search finds what either side alone misses; MMR diversifies; filters narrow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bounded.retrieval.access import Viewer
+from bounded.retrieval.refresher import refresh_due
+from bounded.retrieval.service import RetrievalService
+from tests.retrieval.conftest import Build
+from tests.retrieval.helpers import folder
+
+DOCS = {
+    "refunds.md": "---\nteam: billing\n---\n# Refunds\n\nRefunds go back to the original payment "
+    "method within five days of the request.",
+    "errors.md": "---\nteam: platform\n---\n# Error codes\n\nE4471 means the upstream certificate "
+    "expired; renew it and reload.",
+    "shipping.md": "---\nteam: logistics\n---\n# Shipping\n\nParcels leave the warehouse within "
+    "three working days.",
+    "holidays.md": "# Holidays\n\nThe office closes between Christmas and New Year.",
+    "cats-1.md": "# Cats\n\nCats sleep for most of the day, often sixteen hours.",
+    "cats-2.md": "# Cats\n\nCats sleep for most of the day, often sixteen hours.",
+    "cats-3.md": "# Cats\n\nCats sleep for most of the day, often sixteen hours.",
+    "kittens.md": "# Kittens\n\nKittens nap between bursts of play in the afternoon.",
+    "passwords.md": "# Passwords\n\nReset a forgotten password from the sign-in page.",
+}
+
+
+@pytest.fixture
+def service(build: Build, tmp_path: Path) -> RetrievalService:
+    root = tmp_path / "kb"
+    root.mkdir()
+    for name, text in DOCS.items():
+        (root / name).write_text(text)
+    svc = build({"kb": {"sources": [folder(root)], "refresh_interval_s": 3600}})
+    assert not svc.sync("kb").errors
+    return svc
+
+
+def _top(svc: RetrievalService, query: str, mode: str = "hybrid", **kw: object) -> list[str]:
+    hits = svc.search("kb", query, viewer=Viewer.everything(), mode=mode, **kw)  # type: ignore[arg-type]
+    return [Path(h.chunk.doc_id).name for h in hits]
+
+
+def test_hybrid_finds_the_paraphrase_and_the_exact_code(service: RetrievalService) -> None:
+    # No word in common with the refunds page: lexical search alone cannot find it.
+    assert "refunds.md" not in _top(
+        service, "I want my cash returned after a purchase", "bm25", top_k=1
+    )
+    assert _top(service, "I want my cash returned after a purchase", top_k=1) == ["refunds.md"]
+    # An opaque error code: the exact token is what matters.
+    assert _top(service, "what does E4471 mean", top_k=1) == ["errors.md"]
+    assert _top(service, "E4471", "bm25", top_k=1) == ["errors.md"]
+
+
+def test_mmr_trades_duplicates_for_diversity(service: RetrievalService) -> None:
+    plain = _top(service, "how long do cats sleep", top_k=3)
+    assert sorted(plain) == ["cats-1.md", "cats-2.md", "cats-3.md"]
+    diverse = _top(service, "how long do cats sleep", top_k=3, mmr_lambda=0.5)
+    assert diverse[0].startswith("cats") and len([n for n in diverse if n.startswith("cats")]) == 1
+    # lambda 1 is relevance only: the duplicates come back.
+    assert sorted(_top(service, "how long do cats sleep", top_k=3, mmr_lambda=1.0)) == sorted(plain)
+
+
+def test_metadata_filters_narrow_inside_the_query(service: RetrievalService) -> None:
+    for mode in ("bm25", "dense", "hybrid"):
+        found = _top(service, "five days", mode, top_k=5, filters={"team": "logistics"})
+        assert found == ["shipping.md"], mode
+        both = _top(service, "days", mode, top_k=5, filters={"team": ["logistics", "billing"]})
+        assert sorted(both) == ["refunds.md", "shipping.md"], mode
+
+
+def test_odd_queries_are_answered_not_crashed(service: RetrievalService) -> None:
+    for query in ['"unbalanced', "NEAR(a b)", "col:umn*", "AND OR NOT", "the of and", "🙂", "-x"]:
+        _top(service, query, "bm25")
+        _top(service, query)
+
+
+async def test_the_refresher_syncs_what_is_due_and_waits_for_the_rest(
+    service: RetrievalService,
+) -> None:
+    last = float(service.index("kb").get_meta("last_sync_at") or 0)
+    wait = await refresh_due(service)
+    assert float(service.index("kb").get_meta("last_sync_at") or 0) == last  # not due yet
+    assert 1.0 <= wait <= 60.0
+    wait = await refresh_due(service, clock=lambda: last + 3601)
+    assert float(service.index("kb").get_meta("last_sync_at") or 0) > last
