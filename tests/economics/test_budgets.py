@@ -102,12 +102,6 @@ async def test_200_concurrent_requests_cannot_overspend_a_budget_that_fits_50(
     assert ledger_cost(db, "capped") == COST * 50  # and so never more than the budget
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: the prompt estimate for the local model (o200k plus OpenAI's message "
-    "overhead: 16 tokens here) is below what llama.cpp's chat template bills (39), so a call "
-    "settles above its reservation; needs exact prompt counts from the local provider",
-)
 async def test_a_budget_on_input_tokens_is_not_overspent(
     gateway_factory: Any, db: Database
 ) -> None:

@@ -28,8 +28,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     from tests.conftest import make_config, serve_in_thread
 
     url = f"sqlite:///{tmp_path_factory.mktemp('bad') / 'b.db'}"
-    gateway = Gateway(make_config(CONFIG, url), db=Database.open(url),
-                      admin_key=ADMIN_KEY)
+    gateway = Gateway(make_config(CONFIG, url), db=Database.open(url), admin_key=ADMIN_KEY)
     with serve_in_thread(gateway.app()) as base, httpx.Client(base_url=base) as http:
         yield http
 
@@ -59,8 +58,9 @@ def test_wrong_or_malformed_key_is_401(client: httpx.Client, header: str) -> Non
 
 
 def test_wrong_key_is_checked_before_the_body(client: httpx.Client) -> None:
-    resp = client.post("/v1/chat/completions", content=b"{not json",
-                       headers={"authorization": "Bearer nope"})
+    resp = client.post(
+        "/v1/chat/completions", content=b"{not json", headers={"authorization": "Bearer nope"}
+    )
     assert_error(resp, 401)
 
 
@@ -109,8 +109,10 @@ def test_chunked_body_over_limit_is_413(client: httpx.Client) -> None:
         ({"max_tokens": 0}, "max_tokens"),
         ({"stream": "yes"}, "stream"),
         ({"response_format": {"type": "yaml"}}, "response_format"),
-        ({"response_format": {"type": "json_schema", "json_schema": {}}},
-         "response_format.json_schema"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {}}},
+            "response_format.json_schema",
+        ),
     ],
 )
 def test_invalid_fields_are_422_naming_the_field(

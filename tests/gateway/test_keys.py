@@ -25,8 +25,9 @@ CONFIG: dict[str, Any] = {
 
 def call(base: str, key: str, model: str) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
-    return httpx.post(f"{base}/v1/chat/completions", json=body,
-                      headers={"authorization": f"Bearer {key}"})
+    return httpx.post(
+        f"{base}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}
+    )
 
 
 def test_keys_are_stored_only_as_hashes(keys: KeyRepository, store_url: str) -> None:
@@ -95,17 +96,24 @@ def test_revoke_unknown_key_reports_false(keys: KeyRepository) -> None:
 def test_embedding_models_need_the_key_to_name_them(
     gateway_factory: Any, keys: KeyRepository
 ) -> None:
-    config = {**CONFIG, "models": {**CONFIG["models"],
-                                   "emb": {"provider": "up", "model": "e", "kind": "embedding"}}}
+    config = {
+        **CONFIG,
+        "models": {
+            **CONFIG["models"],
+            "emb": {"provider": "up", "model": "e", "kind": "embedding"},
+        },
+    }
     _, scoped = keys.create("svc", features=["support"])
     _, allowed = keys.create("embedder", features=["emb"])
     with gateway_factory(config) as (base, _):
         body = {"model": "emb", "input": "hello"}
-        denied = httpx.post(f"{base}/v1/embeddings", json=body,
-                            headers={"authorization": f"Bearer {scoped}"})
+        denied = httpx.post(
+            f"{base}/v1/embeddings", json=body, headers={"authorization": f"Bearer {scoped}"}
+        )
         assert denied.status_code == 403
         listed = httpx.get(f"{base}/v1/models", headers={"authorization": f"Bearer {scoped}"})
         assert "emb" not in [m["id"] for m in listed.json()["data"]]
-        passed = httpx.post(f"{base}/v1/embeddings", json=body,
-                            headers={"authorization": f"Bearer {allowed}"})
+        passed = httpx.post(
+            f"{base}/v1/embeddings", json=body, headers={"authorization": f"Bearer {allowed}"}
+        )
         assert passed.status_code == 502  # allowed through; its upstream is down

@@ -42,8 +42,13 @@ def test_edit_adds_a_feature_and_a_broken_edit_keeps_the_old_config(
 ) -> None:
     path = tmp_path / "bounded.yaml"
     write(path, BASE, store_url)
-    gateway = Gateway(make_config(BASE, store_url), db=db, admin_key=ADMIN_KEY,
-                      config_path=path, reload_interval_s=0.05)
+    gateway = Gateway(
+        make_config(BASE, store_url),
+        db=db,
+        admin_key=ADMIN_KEY,
+        config_path=path,
+        reload_interval_s=0.05,
+    )
     with serve_in_thread(gateway.app()) as base:
         assert status_of(base, "g") == 404
 

@@ -146,6 +146,63 @@ async def test_forced_tool_call_streams_as_tool_call_deltas(provider: LocalProvi
     assert chunks[-1]["usage"]["completion_tokens"] > 0
 
 
+JSON_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "p",
+        "schema": {"type": "object", "properties": {"name": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"messages": [FRANCE]}, id="plain"),
+        pytest.param({"messages": [CONCISE, FRANCE]}, id="system"),
+        pytest.param(
+            {
+                "messages": [{"role": "user", "content": "What's the weather in Paris?"}],
+                "tools": [WEATHER_TOOL],
+                "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            },
+            id="forced-tool",
+        ),
+        pytest.param(
+            {
+                "messages": [{"role": "user", "content": "Name: Alice."}],
+                "response_format": JSON_SCHEMA,
+            },
+            id="json-schema",
+        ),
+    ],
+)
+async def test_counted_prompt_tokens_match_the_usage(provider: LocalProvider, body: Json) -> None:
+    request = chat(**body, max_tokens=2)
+    counted = await provider.count_prompt_tokens(request.body)
+
+    reply = await provider.complete(request)
+    assert counted == reply["usage"]["prompt_tokens"]
+
+
+async def test_counting_does_not_wait_for_a_generation(provider: LocalProvider) -> None:
+    stream = provider.stream(chat(messages=[LONG_STORY], max_tokens=2000))
+    try:
+        await anext(stream)  # the worker is now busy generating
+        started = time.monotonic()
+        counted = await provider.count_prompt_tokens(chat(messages=[FRANCE]).body)
+        assert time.monotonic() - started < 0.5
+    finally:
+        await stream.aclose()
+    reply = await provider.complete(chat(messages=[FRANCE], max_tokens=1))
+    assert counted == reply["usage"]["prompt_tokens"]
+
+
+async def test_counting_checks_the_body(provider: LocalProvider) -> None:
+    with pytest.raises(BadRequest, match="messages"):
+        await provider.count_prompt_tokens({"model": "m", "messages": []})
+
+
 async def test_tool_history_is_answered_as_chat(provider: LocalProvider) -> None:
     call = {
         "id": "call_1",

@@ -14,8 +14,9 @@ from rich.table import Table
 from bounded.config.loader import ConfigError, load_config
 from bounded.config.schema import BoundedConfig, ModelConfig
 
-app = typer.Typer(help="bounded: a control plane for AI features.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="bounded: a control plane for AI features.", no_args_is_help=True, add_completion=False
+)
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke virtual API keys.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -25,8 +26,9 @@ app.add_typer(keys_app, name="keys")
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
-ConfigOption = typer.Option(Path("bounded.yaml"), "--config", "-c", envvar="BOUNDED_CONFIG",
-                            help="path to bounded.yaml")
+ConfigOption = typer.Option(
+    Path("bounded.yaml"), "--config", "-c", envvar="BOUNDED_CONFIG", help="path to bounded.yaml"
+)
 
 
 def _load(path: Path) -> BoundedConfig:
@@ -58,20 +60,26 @@ def serve(
 def config_check(config: Path = ConfigOption) -> None:
     """Validate bounded.yaml and explain every problem with its path and a hint."""
     cfg = _load(config)
-    out.print(f"[green]✓[/] {config}: {len(cfg.providers)} provider(s), "
-              f"{len(cfg.models)} model(s), {len(cfg.features)} feature(s)")
+    out.print(
+        f"[green]✓[/] {config}: {len(cfg.providers)} provider(s), "
+        f"{len(cfg.models)} model(s), {len(cfg.features)} feature(s)"
+    )
 
 
 @keys_app.command("create")
 def keys_create(
     name: str = typer.Argument(..., help="a label for the key, e.g. the service using it"),
-    feature: list[str] = typer.Option([], "--feature", "-f", help="allowed feature or model; repeat"),
+    feature: list[str] = typer.Option(
+        [], "--feature", "-f", help="allowed feature or model; repeat"
+    ),
     team: list[str] = typer.Option([], "--team", "-t", help="allowed team (features it owns)"),
     expires_in_days: float | None = typer.Option(None, "--expires-in-days", min=0),
-    budget_usd: float | None = typer.Option(None, "--budget-usd", min=0,
-                                            help="this key's own spend limit"),
-    budget_period: str = typer.Option("month", "--budget-period",
-                                      help="hour, day, week, month or total"),
+    budget_usd: float | None = typer.Option(
+        None, "--budget-usd", min=0, help="this key's own spend limit"
+    ),
+    budget_period: str = typer.Option(
+        "month", "--budget-period", help="hour, day, week, month or total"
+    ),
     budget_mode: str = typer.Option("hard", "--budget-mode", help="hard (refuse) or soft (alert)"),
     rpm: int | None = typer.Option(None, "--rpm", min=1, help="requests per minute"),
     tpm: int | None = typer.Option(None, "--tpm", min=1, help="tokens per minute"),
@@ -89,14 +97,16 @@ def keys_create(
     # No scope given: the key may call every feature and model.
     features = feature or ([] if team else ["*"])
     limits = _key_limits(budget_usd, budget_period, budget_mode, rpm, tpm)
-    record, plaintext = open_keys(cfg).create(name, features=features, teams=team,
-                                              expires_at=expires, limits=limits)
+    record, plaintext = open_keys(cfg).create(
+        name, features=features, teams=team, expires_at=expires, limits=limits
+    )
     out.print(f"created key [bold]{record.id}[/] ({name}); copy it now, it is not shown again:")
     out.print(plaintext, highlight=False, soft_wrap=True)
 
 
-def _key_limits(budget_usd: float | None, period: str, mode: str, rpm: int | None,
-                tpm: int | None) -> dict[str, object] | None:
+def _key_limits(
+    budget_usd: float | None, period: str, mode: str, rpm: int | None, tpm: int | None
+) -> dict[str, object] | None:
     from bounded.config.schema import BudgetConfig, RateLimitConfig
 
     limits: dict[str, object] = {}
@@ -122,14 +132,23 @@ def keys_list(config: Path = ConfigOption) -> None:
     now = time.time()
     for r in records:
         status = "revoked" if r.revoked_at else ("expired" if not r.active(now) else "active")
-        table.add_row(r.id, r.name, r.hint, ", ".join(r.features) or "-",
-                      ", ".join(r.teams) or "-", _when(r.created_at), _when(r.expires_at), status)
+        table.add_row(
+            r.id,
+            r.name,
+            r.hint,
+            ", ".join(r.features) or "-",
+            ", ".join(r.teams) or "-",
+            _when(r.created_at),
+            _when(r.expires_at),
+            status,
+        )
     out.print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key: str = typer.Argument(..., help="key id or name"),
-                config: Path = ConfigOption) -> None:
+def keys_revoke(
+    key: str = typer.Argument(..., help="key id or name"), config: Path = ConfigOption
+) -> None:
     """Revoke a key; the running gateway refuses it from its next request."""
     from bounded.gateway.server import open_keys
 
@@ -147,12 +166,28 @@ def models(
     """What is configured: features, models, routes, prices and breaker state."""
     cfg = _load(config)
     breakers = _live_breakers(url) if url else {}
-    table = Table("model", "provider", "upstream name", "kind", "context", "$/M in", "$/M out",
-                  "price from", "breaker")
+    table = Table(
+        "model",
+        "provider",
+        "upstream name",
+        "kind",
+        "context",
+        "$/M in",
+        "$/M out",
+        "price from",
+        "breaker",
+    )
     for name, m in cfg.models.items():
         state = breakers.get(name, {}).get("state", "closed" if not url else "?")
-        table.add_row(name, m.provider, m.model, m.kind, str(m.context_window or "-"),
-                      *_price_cells(m), str(state))
+        table.add_row(
+            name,
+            m.provider,
+            m.model,
+            m.kind,
+            str(m.context_window or "-"),
+            *_price_cells(m),
+            str(state),
+        )
     out.print(table)
     features = Table("feature", "owner", "risk", "strategy", "targets")
     for name, f in cfg.features.items():

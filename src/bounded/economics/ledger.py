@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import astuple, dataclass
+import sqlite3
+import threading
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
 from bounded.economics.usage import Usage
 from bounded.errors import BoundedError
-from bounded.store.db import Database
+from bounded.store.db import Database, sqlite_path
 
 log = logging.getLogger("bounded.ledger")
 
@@ -83,8 +85,9 @@ def usage_fields(usage: Usage) -> dict[str, int]:
 class Ledger(Protocol):
     async def record(self, row: LedgerRow) -> None: ...
 
-    async def record_alert(self, ts: float, scope: str, period: str, amount: Decimal,
-                           trace_id: str) -> None: ...
+    async def record_alert(
+        self, ts: float, scope: str, period: str, amount: Decimal, trace_id: str
+    ) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -96,11 +99,12 @@ class SqlLedger:
         self._db = db
         self._pending: list[tuple[tuple[object, ...], asyncio.Future[None]]] = []
         self._scheduled = False
+        self._checkpointer = Checkpointer.start(db) if db.dialect == "sqlite" else None
 
     async def record(self, row: LedgerRow) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((astuple(row), done))
+        self._pending.append((tuple([getattr(row, c) for c in COLUMNS]), done))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -122,13 +126,57 @@ class SqlLedger:
             if not done.done():
                 done.set_result(None)
 
-    async def record_alert(self, ts: float, scope: str, period: str, amount: Decimal,
-                           trace_id: str) -> None:
+    async def record_alert(
+        self, ts: float, scope: str, period: str, amount: Decimal, trace_id: str
+    ) -> None:
         self._db.execute(
             "INSERT INTO budget_alerts (ts, scope, period, amount_usd, trace_id)"
-            " VALUES (?, ?, ?, ?, ?)", (ts, scope, period, str(amount), trace_id),
+            " VALUES (?, ?, ?, ?, ?)",
+            (ts, scope, period, str(amount), trace_id),
         )
 
     async def aclose(self) -> None:
         if self._pending:
             self._flush()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+
+
+class Checkpointer:
+    """Moves the WAL back into the database file from a thread of its own.
+
+    SQLite's automatic checkpoint runs inside whichever commit crosses the threshold, which
+    put a periodic multi-millisecond stall on one unlucky request. Here the serving
+    connection never checkpoints; this thread does a PASSIVE checkpoint (never blocks
+    writers) about once a second on its own connection.
+    """
+
+    def __init__(self, path: str, interval_s: float):
+        self._path = path
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="bounded-wal-checkpoint", daemon=True
+        )
+
+    @classmethod
+    def start(cls, db: Database, interval_s: float = 1.0) -> Checkpointer:
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        checkpointer = cls(str(sqlite_path(db.url)), interval_s)
+        checkpointer._thread.start()
+        return checkpointer
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, timeout=10)
+        try:
+            while not self._stop.wait(self._interval_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.warning("WAL checkpoint failed; will retry", exc_info=True)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -47,15 +47,26 @@ def rate_rules(scope: str, limit: RateLimitConfig | None) -> list[RateRule]:
     return [RateRule(scope, limit.rpm, limit.tpm)]
 
 
-def key_rules(key_id: str, limits: dict[str, Any] | None) -> tuple[list[BudgetRule],
-                                                                   list[RateRule]]:
+def key_rules(
+    key_id: str, limits: dict[str, Any] | None
+) -> tuple[list[BudgetRule], list[RateRule]]:
     """A virtual key's own limits, as stored by ``bounded keys create --budget-usd ...``."""
     if not limits:
         return [], []
     scope = f"key:{key_id}"
     budget = limits.get("budget")
     rate = limits.get("rate_limit")
-    budgets = [BudgetRule(scope, Decimal(str(budget["amount_usd"])), budget.get("period", "month"),
-                          budget.get("mode", "hard"))] if budget else []
+    budgets = (
+        [
+            BudgetRule(
+                scope,
+                Decimal(str(budget["amount_usd"])),
+                budget.get("period", "month"),
+                budget.get("mode", "hard"),
+            )
+        ]
+        if budget
+        else []
+    )
     rates = [RateRule(scope, rate.get("rpm"), rate.get("tpm"))] if rate else []
     return budgets, rates

@@ -17,8 +17,7 @@ from bounded.economics.ledger import E10
 from bounded.store.db import Database
 
 GROUPS = {"feature": "feature", "team": "team", "model": "deployment", "key": "key_id"}
-SCOPE_COLUMNS = {"key": "key_id", "team": "team", "feature": "feature",
-                 "deployment": "deployment"}
+SCOPE_COLUMNS = {"key": "key_id", "team": "team", "feature": "feature", "deployment": "deployment"}
 
 
 def usd(amount: Decimal) -> str:
@@ -51,21 +50,29 @@ class SpendLine:
 
     @property
     def cost_per_success(self) -> Decimal | None:
-        return (self.cost_usd / self.successes).quantize(Decimal("1e-8")) if self.successes \
-            else None
+        return (
+            (self.cost_usd / self.successes).quantize(Decimal("1e-8")) if self.successes else None
+        )
 
     def as_dict(self) -> dict[str, Any]:
         cps = self.cost_per_success
         return {
-            "group": self.group, "requests": self.requests, "errors": self.errors,
-            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-            "cost_usd": usd(self.cost_usd), "successes": self.successes,
-            "failures": self.failures, "outcome_value": self.outcome_value,
+            "group": self.group,
+            "requests": self.requests,
+            "errors": self.errors,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": usd(self.cost_usd),
+            "successes": self.successes,
+            "failures": self.failures,
+            "outcome_value": self.outcome_value,
             "cost_per_success_usd": None if cps is None else usd(cps),
         }
 
 
-def spend_report(db: Database, by: str, since: float, until: float | None = None) -> list[SpendLine]:
+def spend_report(
+    db: Database, by: str, since: float, until: float | None = None
+) -> list[SpendLine]:
     if by not in GROUPS:
         raise ValueError(f"group by one of {', '.join(GROUPS)}")
     column = GROUPS[by]
@@ -79,9 +86,17 @@ def spend_report(db: Database, by: str, since: float, until: float | None = None
         (since, until),
     ):
         name = row["grp"] or "-"
-        lines[name] = SpendLine(name, int(row["n"]), int(row["errors"] or 0), int(row["tin"] or 0),
-                                int(row["tout"] or 0), Decimal(int(row["cost"] or 0)) / E10,
-                                0, 0, 0.0)
+        lines[name] = SpendLine(
+            name,
+            int(row["n"]),
+            int(row["errors"] or 0),
+            int(row["tin"] or 0),
+            int(row["tout"] or 0),
+            Decimal(int(row["cost"] or 0)) / E10,
+            0,
+            0,
+            0.0,
+        )
     # Latest outcome per trace id, then the groups of the calls it links to.
     linked: dict[tuple[str, int], tuple[str, float]] = {}
     for row in db.execute(
@@ -104,8 +119,9 @@ def spend_report(db: Database, by: str, since: float, until: float | None = None
     return sorted(lines.values(), key=lambda line: line.cost_usd, reverse=True)
 
 
-def record_outcome(db: Database, trace_id: str, outcome: str, value: float | None,
-                   key_id: str | None) -> int:
+def record_outcome(
+    db: Database, trace_id: str, outcome: str, value: float | None, key_id: str | None
+) -> int:
     """Store an outcome; return how many ledger calls it links to (0: unknown trace id)."""
     linked = db.execute(
         "SELECT COUNT(*) AS n FROM ledger WHERE trace_id = ? OR session_id = ?",

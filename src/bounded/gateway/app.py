@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from bounded.config.schema import BoundedConfig
 from bounded.economics.accountant import Accountant, MemoryAccountant
 from bounded.economics.ledger import Ledger, SqlLedger
 from bounded.economics.spend import spend_since
-from bounded.economics.tokens import TokenCounter
+from bounded.economics.tokens import TokenCounter, encoding_for
 from bounded.errors import BoundedError, NotFound, PermissionDenied
 from bounded.gateway import chat, economics_api
 from bounded.gateway.auth import Authenticator, Principal
@@ -72,6 +73,7 @@ class Gateway:
         self.last_reload_error: str | None = None
         self._mtime = _mtime(config_path)
         self._watcher: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -94,8 +96,7 @@ class Gateway:
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         if self.config_path is not None and self.runtime.config.server.reload:
             self._watcher = asyncio.create_task(self._watch())
-        # Load the token encodings off the loop now rather than on the first request.
-        warming = asyncio.create_task(asyncio.to_thread(self.meter.counter.warm))
+        warming = asyncio.create_task(self._warm())
         try:
             yield
         finally:
@@ -105,6 +106,21 @@ class Gateway:
             await self.runtime.close_when_idle()
             await self.meter.ledger.aclose()
             await self.meter.accountant.aclose()
+
+    async def _warm(self) -> None:
+        """Load the token encodings the configured models need, off the loop, then freeze
+        everything built at start-up out of the garbage collector's way (fewer, shorter
+        collections under load)."""
+        config = self.runtime.config
+        encodings = {
+            encoding_for(model.model)
+            for model in config.models.values()
+            if model.kind == "chat" and config.providers[model.provider].kind != "local"
+        }
+        if encodings:
+            await asyncio.to_thread(self.meter.counter.warm, sorted(encodings))
+        gc.collect()
+        gc.freeze()
 
     async def _watch(self) -> None:
         while True:
@@ -128,7 +144,10 @@ class Gateway:
         self.reloads += 1
         self.last_reload_error = None
         log.warning("config reloaded from %s", self.config_path)
-        asyncio.create_task(old.close_when_idle(successor=runtime))
+        # Keep a reference: a task nobody holds can be garbage-collected mid-flight.
+        retiring = asyncio.create_task(old.close_when_idle(successor=runtime))
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
         return True
 
     def authenticate(self, request: Request) -> Principal:
@@ -151,16 +170,22 @@ class Gateway:
             name = body["model"]
             model = runtime.embedding_model(name)
             if model is None:
-                raise NotFound(f"no embedding model named {name!r}; see GET /v1/models",
-                               param="model")
+                raise NotFound(
+                    f"no embedding model named {name!r}; see GET /v1/models", param="model"
+                )
             if not principal.may_embed(name):
-                raise PermissionDenied(f"key {principal.name!r} may not use {name!r}; "
-                                       "create a key with --feature that names it")
+                raise PermissionDenied(
+                    f"key {principal.name!r} may not use {name!r}; "
+                    "create a key with --feature that names it"
+                )
             provider = runtime.providers[model.provider]
             result = await provider.embed(texts, model.model, model.timeout_s or 60.0)
             payload = embeddings_response(name, result, body.get("encoding_format", "float"))
-            headers = {"x-bounded-trace-id": trace_id, "x-bounded-route": name,
-                       "x-bounded-attempts": "1"}
+            headers = {
+                "x-bounded-trace-id": trace_id,
+                "x-bounded-route": name,
+                "x-bounded-attempts": "1",
+            }
             return Response(orjson.dumps(payload), media_type=JSON, headers=headers)
         except BoundedError as exc:
             return error_response(exc, trace_id)
@@ -178,15 +203,34 @@ class Gateway:
         for name, target in runtime.targets.items():
             if principal.may_use(target):
                 owner = target.feature.owner if target.feature else "bounded"
-                data.append({"id": name, "object": "model", "created": 0, "owned_by": owner,
-                             "bounded": {"kind": "feature" if target.feature else "model",
-                                         "targets": list(target.route.targets)}})
+                data.append(
+                    {
+                        "id": name,
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": owner,
+                        "bounded": {
+                            "kind": "feature" if target.feature else "model",
+                            "targets": list(target.route.targets),
+                        },
+                    }
+                )
         for name, model in runtime.config.models.items():
             if model.kind == "embedding" and principal.may_embed(name):
-                data.append({"id": name, "object": "model", "created": 0, "owned_by": "bounded",
-                             "bounded": {"kind": "embedding"}})
-        return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON,
-                        headers={"x-bounded-trace-id": trace_id})
+                data.append(
+                    {
+                        "id": name,
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "bounded",
+                        "bounded": {"kind": "embedding"},
+                    }
+                )
+        return Response(
+            orjson.dumps({"object": "list", "data": data}),
+            media_type=JSON,
+            headers={"x-bounded-trace-id": trace_id},
+        )
 
     async def healthz(self, request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
@@ -204,19 +248,30 @@ class Gateway:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    kinds = {404: ("not_found_error", "unknown_endpoint"),
-             405: ("invalid_request_error", "method_not_allowed")}
+    kinds = {
+        404: ("not_found_error", "unknown_endpoint"),
+        405: ("invalid_request_error", "method_not_allowed"),
+    }
     kind, code = kinds.get(exc.status_code, ("invalid_request_error", "http_error"))
-    message = (f"no endpoint {request.method} {request.url.path}"
-               if exc.status_code in kinds else str(exc.detail))
+    message = (
+        f"no endpoint {request.method} {request.url.path}"
+        if exc.status_code in kinds
+        else str(exc.detail)
+    )
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return Response(orjson.dumps(body), status_code=exc.status_code, media_type=JSON)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    body = {"error": {"message": "internal error in bounded; see the server log",
-                      "type": "api_error", "param": None, "code": "internal_error"}}
+    body = {
+        "error": {
+            "message": "internal error in bounded; see the server log",
+            "type": "api_error",
+            "param": None,
+            "code": "internal_error",
+        }
+    }
     return Response(orjson.dumps(body), status_code=500, media_type=JSON)
 
 

@@ -49,17 +49,25 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
         check_chat(body)
         target = resolve(runtime, body["model"], principal)
         upstream = apply_feature(body, target)
-        call = Call(trace_id, request.headers.get("x-bounded-session"), principal, target,
-                    stream=bool(body.get("stream")))
+        call = Call(
+            trace_id,
+            request.headers.get("x-bounded-session"),
+            principal,
+            target,
+            stream=bool(body.get("stream")),
+        )
         await gateway.meter.admit(call, runtime, upstream)
         if call.stream:
             wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             # Always ask upstream for usage: the ledger needs it even when the client does
             # not; the usage-only chunk is dropped again for such clients.
-            upstream["stream_options"] = {**(body.get("stream_options") or {}),
-                                          "include_usage": True}
-            routed = await runtime.router.stream(target.route, upstream, trace,
-                                                 gate=gateway.meter.deployment_gate(call))
+            upstream["stream_options"] = {
+                **(body.get("stream_options") or {}),
+                "include_usage": True,
+            }
+            routed = await runtime.router.stream(
+                target.route, upstream, trace, gate=gateway.meter.deployment_gate(call)
+            )
             call.deployment, call.attempts = trace.deployment, trace.attempts
             handed_off = True
             return StreamingResponse(
@@ -67,8 +75,9 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
                 media_type="text/event-stream",
                 headers={**headers_for(trace_id, trace, call), "cache-control": "no-cache"},
             )
-        response, _ = await runtime.router.complete(target.route, upstream, trace,
-                                                    gate=gateway.meter.deployment_gate(call))
+        response, _ = await runtime.router.complete(
+            target.route, upstream, trace, gate=gateway.meter.deployment_gate(call)
+        )
         call.deployment, call.attempts = trace.deployment, trace.attempts
         call.usage = usage_from_response(response)
         if call.usage is None:
@@ -87,7 +96,10 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
 
 
 async def _sse(
-    gateway: Gateway, runtime: Runtime, call: Call, chunks: AsyncIterator[dict[str, Any]],
+    gateway: Gateway,
+    runtime: Runtime,
+    call: Call,
+    chunks: AsyncIterator[dict[str, Any]],
     wants_usage: bool,
 ) -> AsyncIterator[bytes]:
     held: list[dict[str, Any]] = []
@@ -207,8 +219,9 @@ def error_response(
     exc: BoundedError, trace_id: str, trace: RouteTrace | None = None, call: Call | None = None
 ) -> Response:
     headers = {**headers_for(trace_id, trace, call), **exc.headers()}
-    return Response(orjson.dumps(exc.body()), status_code=exc.status, media_type=JSON,
-                    headers=headers)
+    return Response(
+        orjson.dumps(exc.body()), status_code=exc.status, media_type=JSON, headers=headers
+    )
 
 
 def leave(runtime: Runtime) -> None:

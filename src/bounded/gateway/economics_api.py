@@ -32,19 +32,25 @@ def routes(gateway: Gateway) -> list[Route]:
             body = parse_json_object(await request.body())
             target = body.get("trace_id")
             if not isinstance(target, str) or not target:
-                raise Unprocessable("'trace_id' must be the x-bounded-trace-id or session of a "
-                                    "call", param="trace_id")
+                raise Unprocessable(
+                    "'trace_id' must be the x-bounded-trace-id or session of a call",
+                    param="trace_id",
+                )
             outcome = body.get("outcome")
             if outcome not in ("success", "failure"):
                 raise Unprocessable("'outcome' must be success or failure", param="outcome")
             value = body.get("value")
-            if value is not None and (isinstance(value, bool)
-                                      or not isinstance(value, int | float)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
                 raise Unprocessable("'value' must be a number", param="value")
             linked = record_outcome(gateway.db, target, outcome, value, principal.key_id)
             if not linked:
-                raise NotFound(f"no call with trace id or session {target!r}",
-                               param="trace_id", code="trace_not_found")
+                raise NotFound(
+                    f"no call with trace id or session {target!r}",
+                    param="trace_id",
+                    code="trace_not_found",
+                )
             payload = {"trace_id": target, "outcome": outcome, "linked_calls": linked}
             return Response(orjson.dumps(payload), status_code=201, media_type=JSON)
         except BoundedError as exc:
@@ -55,10 +61,10 @@ def routes(gateway: Gateway) -> list[Route]:
         try:
             principal = gateway.authenticate(request)
             if not principal.admin:
-                raise PermissionDenied("spend reports need the admin key",
-                                       code="admin_required")
-            since, until, period = spend_window(request.query_params.get("period", "month"),
-                                                request.query_params.get("since"))
+                raise PermissionDenied("spend reports need the admin key", code="admin_required")
+            since, until, period = spend_window(
+                request.query_params.get("period", "month"), request.query_params.get("since")
+            )
             report = await asyncio.to_thread(_report, gateway.db.url, since, until)
             payload = {"period": period, "since": since, "until": until, **report}
             return Response(orjson.dumps(payload), media_type=JSON)
@@ -88,7 +94,8 @@ def _report(url: str, since: float, until: float) -> dict[str, object]:
     """Runs in a worker thread on its own connection, so the hot path never waits on it."""
     db = Database.open(url, migrate=False)
     try:
-        return {by: [line.as_dict() for line in spend_report(db, by, since, until)]
-                for by in GROUPS}
+        return {
+            by: [line.as_dict() for line in spend_report(db, by, since, until)] for by in GROUPS
+        }
     finally:
         db.close()

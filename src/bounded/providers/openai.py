@@ -8,6 +8,8 @@ provider entry keeps connections alive. HTTP and aiohttp failures become bounded
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -153,7 +155,8 @@ class OpenAIProvider:
 
     async def complete(self, request: ChatRequest) -> Json:
         deployment = str(request.body.get("model"))
-        timeout = aiohttp.ClientTimeout(total=request.timeout_s)
+        # Rounded up to a quarter second: the router's own timer is exact, this is a backstop.
+        timeout = _total_timeout(math.ceil(request.timeout_s * 4) / 4)
         try:
             resp = await self._post("/chat/completions", request.body, timeout, request.headers)
             async with resp:
@@ -229,6 +232,12 @@ class OpenAIProvider:
         except Exception as exc:
             raise _translate(exc, model) from exc
         return EmbeddingResult(vectors=vectors, prompt_tokens=tokens)
+
+
+@functools.lru_cache(maxsize=64)
+def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """Timeouts are few and immutable: build each once, not per request."""
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 def _translate(exc: BaseException, deployment: str) -> ProviderError:

@@ -260,7 +260,7 @@ def search(
     if embedder is not None and query.strip() and (mode != "bm25" or mmr_lambda is not None):
         vector = embedder.embed([query])[0]
     if mode in ("dense", "hybrid") and vector is not None:
-        dense, snapshot = index.dense(vector, viewer, filters, pool)
+        dense, snapshot = index.dense(vector, viewer, filters, pool, one_core=pending is not None)
     if pending is not None:
         lexical = pending.result()
     fused = _fuse(lexical, dense) if mode == "hybrid" else lexical or dense

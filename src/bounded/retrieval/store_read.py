@@ -158,12 +158,17 @@ class IndexReads:
         return [(int(r[0]), -float(r[1])) for r in rows]
 
     def dense(
-        self, query: npt.NDArray[np.float32], viewer: Viewer, filters: Filters, limit: int
+        self,
+        query: npt.NDArray[np.float32],
+        viewer: Viewer,
+        filters: Filters,
+        limit: int,
+        one_core: bool = False,
     ) -> tuple[list[tuple[int, float]], VectorSnapshot]:
         with self._snapshot_read() as (conn, generation):
             snapshot = self._vectors.snapshot(conn, generation)
             mask = self._mask(conn, snapshot, viewer, filters)
-        return snapshot.top(query, limit, mask), snapshot
+        return snapshot.top(query, limit, mask, one_core), snapshot
 
     def vector_snapshot(self) -> VectorSnapshot:
         with self._snapshot_read() as (conn, generation):

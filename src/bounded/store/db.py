@@ -24,7 +24,7 @@ def sqlite_path(url: str) -> Path:
     prefix = "sqlite:///"
     if not url.startswith(prefix):
         raise ValueError(f"not a sqlite URL: {url!r} (expected sqlite:///path/to/file.db)")
-    return Path(url[len(prefix):])
+    return Path(url[len(prefix) :])
 
 
 def dialect_of(url: str) -> str:

@@ -77,9 +77,17 @@ class KeyRepository:
         self._db.execute(
             "INSERT INTO api_keys (id, name, key_hash, hint, features, teams, limits,"
             " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.id, name, hash_key(plaintext), record.hint, json.dumps(record.features),
-             json.dumps(record.teams), json.dumps(limits) if limits else None,
-             record.created_at, expires_at),
+            (
+                record.id,
+                name,
+                hash_key(plaintext),
+                record.hint,
+                json.dumps(record.features),
+                json.dumps(record.teams),
+                json.dumps(limits) if limits else None,
+                record.created_at,
+                expires_at,
+            ),
         )
         return record, plaintext
 

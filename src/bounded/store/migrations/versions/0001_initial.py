@@ -29,8 +29,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "ledger",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("ts", sa.Float, nullable=False),
         sa.Column("trace_id", sa.String(64), nullable=False),
         sa.Column("session_id", sa.Text, nullable=True),
@@ -63,8 +67,12 @@ def upgrade() -> None:
     op.create_index("ix_ledger_key_ts", "ledger", ["key_id", "ts"])
     op.create_table(
         "outcomes",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("ts", sa.Float, nullable=False),
         sa.Column("trace_id", sa.String(128), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
@@ -74,8 +82,12 @@ def upgrade() -> None:
     op.create_index("ix_outcomes_trace", "outcomes", ["trace_id"])
     op.create_table(
         "budget_alerts",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("ts", sa.Float, nullable=False),
         sa.Column("scope", sa.Text, nullable=False),
         sa.Column("period", sa.String(16), nullable=False),
