@@ -14,6 +14,15 @@ What it measures, for every endpoint in one run:
 * RSS of each server process tree (``/proc/PID/status`` VmRSS, children included) after
   start-up and after the load; start-up time (spawn -> health endpoint -> first 200).
 
+Economics are on in every bounded figure: requests go to a feature (``bench``) over a priced
+model, so each one writes a non-zero cost row to the ledger (always on in bounded) and
+passes one budget and one rate limit, both too large ever to refuse. ``bounded_noecon`` is
+the same gateway and feature without the budget and the rate limit (ledger only),
+interleaved in the same run; ``economics_added_p50_ms`` / ``economics_added_p99_ms`` are
+bounded - bounded_noecon and ``economics_rps_ratio`` is bounded / bounded_noecon req/s.
+Before measuring, a response from each bounded with a rate limit is checked to carry
+``x-ratelimit-remaining-requests``; after, each one's ledger is read back (rows, cost).
+
 The client is a raw asyncio protocol on uvloop with the C ``httptools`` response parser and
 pre-built request bytes (no aiohttp/httpx objects per request), so it is not the
 bottleneck for the gateways. It shares the two cores with the servers, so the *direct*
@@ -30,6 +39,7 @@ an A/B of a code change: a second bounded run from another source folder, interl
 
     --bounded-src DIR    run bounded from DIR (a folder holding the ``bounded`` package)
     --compare-src DIR    add ``bounded_b`` from DIR and print bounded_b/bounded ratios
+    --skip-noecon        leave out bounded_noecon (no economics_* figures)
     --keep-logs          keep the generated configs and server logs
 
 The last line of stdout is one JSON object with every figure (``<endpoint>_<figure>``,
@@ -81,10 +91,39 @@ TARGETS = {
     "rps_vs_litellm": ("bounded req/s vs LiteLLM at 64 concurrent", ">=", 10.0),
     "rss_mb": ("bounded RSS after start (no local model)", "<", 150.0),
     "startup_s": ("bounded ready (spawn -> first 200)", "<", 2.0),
+    "economics_added_p50_ms": (
+        "economics added median (budget + rate limit, vs ledger only)",
+        "<",
+        0.3,
+    ),
 }
 # (numerator, denominator) endpoint pairs whose ratios are printed and put in the JSON.
 # Pairs whose endpoints are not both in the run are left out.
-COMPARISONS: list[tuple[str, str]] = [("bounded", "litellm"), ("bounded_b", "bounded")]
+COMPARISONS: list[tuple[str, str]] = [
+    ("bounded", "litellm"),
+    ("bounded", "bounded_noecon"),
+    ("bounded_b", "bounded"),
+]
+
+# Economics for the bounded endpoints: requests name the feature ``bench`` (model=bench),
+# routed to the priced ``gpt-test`` so every ledger row has a non-zero cost. The budget and
+# the rate limit are far too large ever to refuse (1M USD a month; 10^8 rpm, 10^11 tpm).
+FEATURE = "bench"
+LEDGER_ONLY: dict[str, Any] = {
+    "models": {"gpt-test": {"price": {"input": "0.15", "output": "0.6"}}},
+    "features": {FEATURE: {"owner": "bench", "route": {"targets": ["gpt-test"]}}},
+}
+ECONOMICS: dict[str, Any] = {
+    "models": LEDGER_ONLY["models"],
+    "features": {
+        FEATURE: {
+            **LEDGER_ONLY["features"][FEATURE],
+            "budget": {"amount_usd": 1_000_000, "period": "month", "mode": "hard"},
+            "rate_limit": {"rpm": 100_000_000, "tpm": 100_000_000_000},
+        }
+    },
+}
+RATELIMIT_HEADER = "x-ratelimit-remaining-requests"
 
 
 def log(message: str) -> None:
@@ -214,6 +253,7 @@ class Launched:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    db_path: Path | None = None
 
 
 @dataclass
@@ -230,6 +270,7 @@ class Endpoint:
     model: str = "gpt-test"
     api_key: str | None = None
     health_path: str = "/healthz"
+    expect_headers: tuple[str, ...] = ()  # checked on one response before measuring
     # filled in while running
     port: int = 0
     pid: int = 0
@@ -239,6 +280,9 @@ class Endpoint:
     rss_start_mb: float = 0.0
     rss_after_mb: float = 0.0
     peak_rss_mb: float = 0.0
+    ledger_db: Path | None = None  # bounded's SQLite store, read back after the run
+    headers_seen: dict[str, str] = field(default_factory=dict)
+    ledger: dict[str, Any] = field(default_factory=dict)
 
     def request_bytes(self, *, stream: bool) -> bytes:
         body: dict[str, Any] = {"model": self.model, "messages": PROMPT, "max_tokens": 16}
@@ -341,7 +385,7 @@ class Launchers:
                 log_path=log_path,
                 env=env,
             )
-            return Launched(proc, port, log_path)
+            return Launched(proc, port, log_path, state / "bounded.db")
 
         return launch
 
@@ -394,25 +438,36 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def build_endpoints(launchers: Launchers, args: argparse.Namespace) -> list[Endpoint]:
     """The endpoints of this run, baseline first. Add a variant here, e.g.
 
-    Endpoint("bounded-econ", "bounded, economics on",
-             launchers.bounded("bounded-econ", {"features": {...}}), api_key=ADMIN_KEY)
+    Endpoint("bounded-x", "bounded, x on",
+             launchers.bounded("bounded-x", {"features": {...}}), api_key=ADMIN_KEY)
     """
+    econ = {"model": FEATURE, "api_key": ADMIN_KEY, "expect_headers": (RATELIMIT_HEADER,)}
     endpoints = [
         Endpoint("direct", "direct", None, health_path="/health"),
         Endpoint(
             "bounded",
             "bounded",
-            launchers.bounded("bounded", src=args.bounded_src),
-            api_key=ADMIN_KEY,
+            launchers.bounded("bounded", ECONOMICS, src=args.bounded_src),
+            **econ,
         ),
     ]
+    if not args.skip_noecon:  # the same gateway with the ledger only
+        endpoints.append(
+            Endpoint(
+                "bounded_noecon",
+                "bounded_noecon",
+                launchers.bounded("bounded_noecon", LEDGER_ONLY, src=args.bounded_src),
+                model=FEATURE,
+                api_key=ADMIN_KEY,
+            )
+        )
     if args.compare_src is not None:  # A/B: another copy of bounded, e.g. with a change
         endpoints.append(
             Endpoint(
                 "bounded_b",
                 "bounded_b",
-                launchers.bounded("bounded_b", src=args.compare_src),
-                api_key=ADMIN_KEY,
+                launchers.bounded("bounded_b", ECONOMICS, src=args.compare_src),
+                **econ,
             )
         )
     if not args.skip_litellm:
@@ -536,6 +591,55 @@ class HttpConnection(asyncio.Protocol):
             self.transport = None
 
 
+class HeaderConnection(HttpConnection):
+    """An ``HttpConnection`` that also keeps the response headers (for checks only: the
+    measuring connections do not pay for a header callback)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers: dict[str, str] = {}
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+
+async def check_headers(ep: Endpoint) -> None:
+    """One request; it must be a correct 200 carrying every header in ``expect_headers``."""
+    conn = await HeaderConnection.open(ep.port)
+    try:
+        await conn.request(ep.request_bytes(stream=False), timeout=10)
+    finally:
+        conn.close()
+    problem = check_reply(conn.status, b"".join(conn.body), stream=False)
+    if problem is not None:
+        raise RuntimeError(f"{ep.name}: {problem}")
+    missing = [h for h in ep.expect_headers if h not in conn.headers]
+    if missing:
+        raise RuntimeError(
+            f"{ep.name}: response lacks {', '.join(missing)} (got {sorted(conn.headers)})"
+        )
+    ep.headers_seen = {h: conn.headers[h] for h in ep.expect_headers}
+
+
+def read_ledger(ep: Endpoint, errors: Errors) -> None:
+    """Rows in bounded's ledger and their cost, read back from its SQLite store."""
+    if ep.ledger_db is None or not ep.ledger_db.exists():
+        return
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{ep.ledger_db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows, ok, cost_e10, zero = conn.execute(
+            "SELECT count(*), coalesce(sum(status = 200), 0), coalesce(sum(cost_e10), 0),"
+            " coalesce(sum(status = 200 AND cost_e10 <= 0), 0) FROM ledger"
+        ).fetchone()
+    finally:
+        conn.close()
+    ep.ledger = {"rows": rows, "ok_rows": ok, "cost_usd": cost_e10 / 1e10, "zero_cost": zero}
+    if zero:
+        errors.add(ep.name, f"{zero} ledger row(s) of 200 responses with zero cost")
+
+
 class Client:
     """A connection that reopens itself when the server closes it."""
 
@@ -652,6 +756,7 @@ async def wait_ready(
 
 async def start(ep: Endpoint, launched: Launched, spawned: float, timeout_s: float) -> None:
     ep.port, ep.pid, ep.log_path = launched.port, launched.proc.pid, launched.log_path
+    ep.ledger_db = launched.db_path
     health_s, ok_s = await wait_ready(ep, launched.proc, spawned, launched.log_path, timeout_s)
     ep.health_s.append(health_s)
     ep.startup_s.append(ok_s)
@@ -875,15 +980,20 @@ def summarize(
         out[f"{n}_startup_s"] = _r(statistics.median(ep.startup_s)) if ep.startup_s else None
         out[f"{n}_health_s"] = _r(statistics.median(ep.health_s)) if ep.health_s else None
         out[f"{n}_errors"] = errors.count(n)
+        if ep.ledger:
+            out[f"{n}_ledger_rows"] = ep.ledger["rows"]
+            out[f"{n}_ledger_cost_usd"] = _r(ep.ledger["cost_usd"], 6)
+        if ep.headers_seen:
+            out[f"{n}_headers"] = ep.headers_seen
     names = {ep.name for ep in endpoints}
+
+    def ratio(x: Any, y: Any) -> float | None:
+        return _r(x / y, 3) if x is not None and y not in (None, 0) else None
+
     for a, b in COMPARISONS:
         key = f"{a}_vs_{b}"
         if a not in names or b not in names:
             continue
-
-        def ratio(x: Any, y: Any) -> float | None:
-            return _r(x / y, 3) if x is not None and y not in (None, 0) else None
-
         out[f"{key}_rps_ratio"] = ratio(out[f"{a}_rps"], out[f"{b}_rps"])
         out[f"{key}_added_p50_ratio"] = ratio(out[f"{a}_added_p50_ms"], out[f"{b}_added_p50_ms"])
         out[f"{key}_added_p99_ratio"] = ratio(out[f"{a}_added_p99_ms"], out[f"{b}_added_p99_ms"])
@@ -895,7 +1005,26 @@ def summarize(
         out[f"{key}_cpu_per_req_ratio"] = ratio(
             out[f"{a}_cpu_us_per_req"], out[f"{b}_cpu_us_per_req"]
         )
+    # Economics: the same bounded with the budget and the rate limit minus ledger only.
+    if {"bounded", "bounded_noecon"} <= names:
+        e, n = "bounded", "bounded_noecon"
+        out["economics_added_p50_ms"] = _r(p[e][0] - p[n][0])
+        out["economics_added_p99_ms"] = _r(p[e][1] - p[n][1])
+        out["economics_added_p99_seg_ms"] = _r(
+            segmented_p99(seq.total_ms[e]) - segmented_p99(seq.total_ms[n])
+        )
+        out["economics_ttfb_added_p50_ms"] = _r(ttfb[e] - ttfb[n])
+        out["economics_rps_ratio"] = ratio(out[f"{e}_rps"], out[f"{n}_rps"])
+        out["economics_added_p50_ratio"] = out[f"{e}_vs_{n}_added_p50_ratio"]
+        out["economics_added_p99_ratio"] = out[f"{e}_vs_{n}_added_p99_ratio"]
+        cpu_e, cpu_n = out[f"{e}_cpu_us_per_req"], out[f"{n}_cpu_us_per_req"]
+        out["economics_cpu_us_per_req"] = (
+            _r(cpu_e - cpu_n, 1) if cpu_e is not None and cpu_n is not None else None
+        )
     for key in (
+        "economics_added_p50_ms",
+        "economics_added_p99_ms",
+        "economics_rps_ratio",
         "litellm_added_p50_ms",
         "litellm_added_p99_ms",
         "litellm_rps",
@@ -919,6 +1048,11 @@ def summarize(
         "bounded_src": str(args.bounded_src) if args.bounded_src else "installed",
         "bounded_commit": None if args.bounded_src else _git_commit(),
         "bounded_b_src": str(args.compare_src) if args.compare_src else None,
+        "bounded_economics": {
+            "ledger": True,
+            "budget": ECONOMICS["features"][FEATURE]["budget"],
+            "rate_limit": ECONOMICS["features"][FEATURE]["rate_limit"],
+        },
         "loadavg_1m": _r(os.getloadavg()[0], 2),
     }
     return out
@@ -953,6 +1087,7 @@ def targets(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "rps_vs_litellm": out.get("bounded_vs_litellm_rps_ratio"),
         "rss_mb": out.get("bounded_rss_mb"),
         "startup_s": out.get("bounded_startup_s"),
+        "economics_added_p50_ms": out.get("economics_added_p50_ms"),
     }
     result = {}
     for key, (label, op, limit) in TARGETS.items():
@@ -1051,6 +1186,11 @@ def report(endpoints: list[Endpoint], out: dict[str, Any], errors: Errors) -> No
             " of each of 10 consecutive slices of the run, median taken, through minus direct;"
             " less moved by bursts of outside load than the plain p99, which the target uses.[/]"
         )
+    if "bounded_noecon_rps" in out:
+        console.print(
+            "[dim]bounded (and bounded_b) = ledger + one budget + one rate limit on the"
+            " feature called; bounded_noecon = the same with the ledger only.[/]"
+        )
 
     for a, b in COMPARISONS:
         key = f"{a}_vs_{b}"
@@ -1072,6 +1212,60 @@ def report(endpoints: list[Endpoint], out: dict[str, Any], errors: Errors) -> No
         for label, value, reading in rows:
             table.add_row(label, "-" if value is None else f"{value:.3f}x", reading)
         console.print(table)
+
+    if out.get("economics_rps_ratio") is not None:
+        e, n = "bounded", "bounded_noecon"
+        table = Table(
+            title="economics: bounded (ledger + budget + rate limit) vs bounded_noecon "
+            "(ledger only)",
+            title_justify="left",
+        )
+        for col in ("figure", e, n, "econ - noecon", "econ / noecon"):
+            table.add_column(col, justify="left" if col == "figure" else "right")
+
+        def row(label: str, fig: str, diff: Any, ratio: Any, digits: int = 3) -> None:
+            a, b = out.get(f"{e}_{fig}"), out.get(f"{n}_{fig}")
+            if diff is None and a is not None and b is not None:
+                diff = a - b
+            if ratio is None and a is not None and b:
+                ratio = a / b
+            table.add_row(
+                label,
+                fmt(a, digits=digits),
+                fmt(b, digits=digits),
+                "-" if diff is None else f"{diff:+,.{digits}f}",
+                "-" if ratio is None else f"{ratio:.3f}x",
+            )
+
+        row("latency p50 ms", "p50_ms", out["economics_added_p50_ms"], None)
+        row("latency p99 ms", "p99_ms", out["economics_added_p99_ms"], None)
+        row("latency p99 (seg) ms", "p99_seg_ms", out["economics_added_p99_seg_ms"], None)
+        row(
+            "added p50 ms (vs direct)",
+            "added_p50_ms",
+            out["economics_added_p50_ms"],
+            out["economics_added_p50_ratio"],
+        )
+        row(
+            "added p99 ms (vs direct)",
+            "added_p99_ms",
+            out["economics_added_p99_ms"],
+            out["economics_added_p99_ratio"],
+        )
+        row("stream TTFB p50 ms", "ttfb_p50_ms", out["economics_ttfb_added_p50_ms"], None)
+        row("req/s at 64 concurrent", "rps", None, out["economics_rps_ratio"], digits=0)
+        row("load p50 ms", "load_p50_ms", None, None)
+        row("server CPU µs/req", "cpu_us_per_req", out["economics_cpu_us_per_req"], None, 0)
+        row("ledger rows written", "ledger_rows", None, None, digits=0)
+        row("ledger cost USD", "ledger_cost_usd", None, None, digits=6)
+        console.print(table)
+        headers = out.get(f"{e}_headers") or {}
+        console.print(
+            f"[dim]{e} response headers: "
+            + ", ".join(f"{k}: {v}" for k, v in headers.items())
+            + "; budget and rate limit far above what the run uses, so never refused.[/]",
+            highlight=False,
+        )
 
     table = Table(title="targets", title_justify="left")
     for col in ("target", "value", "limit", "result"):
@@ -1132,6 +1326,10 @@ async def run(
     await asyncio.sleep(1.0)  # let start-up work (lazy imports, background tasks) settle
     for ep in endpoints:
         ep.rss_start_mb = tree_rss_mb(ep.pid)
+    for ep in endpoints:
+        if ep.expect_headers:
+            await check_headers(ep)
+            log(f"   {ep.name}: {ep.headers_seen}")
 
     errors = Errors()
     log(f">> sequential: {args.warmup} warm-up + {args.requests} measured per endpoint")
@@ -1147,6 +1345,9 @@ async def run(
     tput = await throughput(endpoints, args.concurrency, args.duration, args.block, errors)
     for ep in endpoints:
         ep.rss_after_mb = max(ep.peak_rss_mb, tree_rss_mb(ep.pid))
+    await asyncio.sleep(0.2)  # the last group commits are in; read the ledgers back
+    for ep in endpoints:
+        read_ledger(ep, errors)
     return summarize(endpoints, seq, stream, tput, errors, args, litellm_version) | {
         "_endpoints": endpoints,
         "_errors": errors,
@@ -1193,6 +1394,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--start-timeout", type=float, default=120.0)
     parser.add_argument("--skip-litellm", action="store_true", help="only direct and bounded")
+    parser.add_argument(
+        "--skip-noecon",
+        action="store_true",
+        help="leave out bounded_noecon (bounded with the ledger only, no budget or rate "
+        "limit), and so the economics_* figures",
+    )
     parser.add_argument(
         "--bounded-src",
         type=Path,

@@ -180,3 +180,24 @@ def _all_ids(svc: RetrievalService) -> list[str]:
             "docs", "salary bands zorkmids", mode="bm25", viewer=Viewer.everything(), top_k=100
         )
     ]
+
+
+def test_labels_added_in_the_config_apply_at_the_next_sync(build: Build, tmp_path: Path) -> None:
+    root = tmp_path / "memos"
+    root.mkdir()
+    (root / "memo.md").write_text("# Memo\n\nThe layoffs are planned for the spring.\n")
+    open_memo = build({"memos": {"sources": [folder(root)]}})
+    open_memo.sync("memos")
+    assert _ids_in(open_memo, "layoffs spring", Viewer.public())
+    open_memo.close()
+    # The file is untouched; only bounded.yaml now says the folder is for hr.
+    closed = build({"memos": {"sources": [folder(root, labels=["hr"])]}})
+    closed.sync("memos")
+    for mode in MODES:
+        assert _ids_in(closed, "layoffs spring", Viewer.public(), mode) == []
+        assert _ids_in(closed, "layoffs spring", Viewer.of("hr"), mode)
+
+
+def _ids_in(svc: RetrievalService, query: str, viewer: Viewer, mode: str = "bm25") -> list[str]:
+    hits = svc.search("memos", query, viewer=viewer, mode=mode)  # type: ignore[arg-type]
+    return [h.chunk.doc_id for h in hits]

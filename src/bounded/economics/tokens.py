@@ -55,6 +55,10 @@ def encoding_for(model: str) -> str:
     return CL100K if _CL100K_MODELS.match(name) else O200K
 
 
+def is_loaded(encoding: str) -> bool:
+    return encoding in _encoders
+
+
 def _encoder(encoding: str) -> Counter:
     """The counter for ``encoding``, loaded on first use and shared by the process.
 

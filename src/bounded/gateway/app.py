@@ -28,7 +28,7 @@ from bounded.config.schema import BoundedConfig
 from bounded.economics.accountant import Accountant, MemoryAccountant
 from bounded.economics.ledger import Ledger, SqlLedger
 from bounded.economics.spend import spend_since
-from bounded.economics.tokens import TokenCounter, encoding_for
+from bounded.economics.tokens import TokenCounter
 from bounded.errors import BoundedError, NotFound, PermissionDenied
 from bounded.gateway import chat, economics_api
 from bounded.gateway.auth import Authenticator, Principal
@@ -108,17 +108,9 @@ class Gateway:
             await self.meter.accountant.aclose()
 
     async def _warm(self) -> None:
-        """Load the token encodings the configured models need, off the loop, then freeze
-        everything built at start-up out of the garbage collector's way (fewer, shorter
-        collections under load)."""
-        config = self.runtime.config
-        encodings = {
-            encoding_for(model.model)
-            for model in config.models.values()
-            if model.kind == "chat" and config.providers[model.provider].kind != "local"
-        }
-        if encodings:
-            await asyncio.to_thread(self.meter.counter.warm, sorted(encodings))
+        """Freeze everything built at start-up out of the garbage collector's way: fewer,
+        shorter collections under load. (Token encodings load on first need, off the loop:
+        o200k alone is ~70 MB that a gateway without budgets never uses.)"""
         gc.collect()
         gc.freeze()
 

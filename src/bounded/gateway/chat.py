@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bounded.gateway")
 
 JSON = "application/json"
+_background: set[asyncio.Task[None]] = set()
 _CLIENT_TRACE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -127,7 +128,9 @@ async def _sse(
         # The client went away mid-stream: record what was generated, off this task.
         if not call.recorded:
             call.status, call.error_class = 499, "client_closed"
-            asyncio.get_running_loop().create_task(_settle_quietly(gateway, runtime, call))
+            task = asyncio.get_running_loop().create_task(_settle_quietly(gateway, runtime, call))
+            _background.add(task)  # held until done: unreferenced tasks can be collected
+            task.add_done_callback(_background.discard)
         raise
     finally:
         leave(runtime)

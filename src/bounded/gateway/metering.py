@@ -8,6 +8,7 @@ await meter.settle(call, runtime)          # returns once the ledger row is dura
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -18,7 +19,7 @@ from bounded.economics.accountant import Accountant, Hold
 from bounded.economics.ledger import Ledger, LedgerRow, to_e10, usage_fields
 from bounded.economics.prices import cost_usd, max_cost_usd, price_for
 from bounded.economics.rules import BudgetRule, RateRule, budget_rules, key_rules, rate_rules
-from bounded.economics.tokens import TokenCounter
+from bounded.economics.tokens import TokenCounter, encoding_for, is_loaded
 from bounded.economics.usage import Usage
 from bounded.errors import RateLimited, TooManyRequests
 from bounded.gateway.auth import Principal
@@ -115,11 +116,18 @@ class Meter:
             if exact is not None:
                 counts.append(await exact({**body, "model": model.model}))
                 continue
+            await self._ensure_encoding(model.model)
             count = self.counter.count_messages(body["messages"], model.model)
             if body.get("tools"):
                 count += self.counter.count_tools(body["tools"], model.model)
             counts.append(count)
         return max(counts)
+
+    async def _ensure_encoding(self, model: str) -> None:
+        """Load an encoding the first time it is needed, in a thread, not on the loop."""
+        encoding = encoding_for(model)
+        if not is_loaded(encoding):
+            await asyncio.to_thread(self.counter.warm, [encoding])
 
     def deployment_gate(self, call: Call) -> Gate:
         """The router's check before each attempt: the deployment's own rate limit."""
@@ -166,6 +174,7 @@ class Meter:
         if call.usage is None and model is not None and call.status < 400:
             if not call.prompt_estimate and call.body is not None:
                 call.prompt_estimate = await self.prompt_tokens(runtime, [model], call.body)
+            await self._ensure_encoding(model.model)
             output = self.counter.count_text("".join(call.output_text), model.model)
             call.usage = Usage(call.prompt_estimate, output)
             call.usage_source = "counted"

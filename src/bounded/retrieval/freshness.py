@@ -41,7 +41,8 @@ def pending_changes(config: CollectionConfig, index: SqliteIndex, now: float) ->
         for item in items:
             listed.add(item.uri)
             state = known.get(item.uri)
-            if state is None or state.signature != item.signature:
+            # The stored signature carries a settings fingerprint after a "|".
+            if state is None or (state.signature or "").split("|")[0] != item.signature:
                 size_mtime = (item.signature or "0:0").split(":")
                 dates[item.uri] = int(size_mtime[1]) / 1e9
     for uri, state in known.items():

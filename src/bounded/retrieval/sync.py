@@ -156,7 +156,8 @@ class _Run:
     def sync_item(self, item: Item) -> None:
         state = self.known.get(item.uri)
         clean = state is not None and state.error is None and state.content_hash is not None
-        if clean and item.signature is not None and state and state.signature == item.signature:
+        signature = self._signature(item)
+        if clean and signature is not None and state and state.signature == signature:
             self.report.items_unchanged += 1
             self._advance(item.uri)
             return
@@ -167,7 +168,7 @@ class _Run:
                 self.index.finish_item(
                     item.uri,
                     item.source_key,
-                    item.signature,
+                    signature,
                     digest,
                     set(self.index.document_hashes(item.uri)),
                 )
@@ -237,7 +238,7 @@ class _Run:
         w = self.waiting.pop(uri)
         note = f"{w.problems} record(s) failed; see errors" if w.problems else None
         self.report.documents_deleted += self.index.finish_item(
-            uri, w.item.source_key, w.item.signature, w.digest, w.keep, note
+            uri, w.item.source_key, self._signature(w.item), w.digest, w.keep, note
         )
 
     def delete_missing(self, listed: list[Item], failed: set[str]) -> None:
@@ -259,10 +260,19 @@ class _Run:
         doc.labels = tuple(sorted({*self.config.labels, *source.labels, *doc.labels}))
         doc.metadata = {**source.metadata, **doc.metadata}
 
-    def _item_hash(self, item: Item, data: bytes) -> str:
+    def _fingerprint(self, item: Item) -> str:
+        """The settings an item is indexed under: its source's (labels, metadata, fields),
+        the collection's labels, chunking and model. Edited, they re-index the item."""
         source = self._source(item).model_dump_json()
-        extra = orjson.dumps([source, self.config.labels, self.settings])
-        return hashlib.sha256(data + b"\x00" + extra).hexdigest()
+        return sha256(orjson.dumps([source, self.config.labels, self.settings]))[:16]
+
+    def _signature(self, item: Item) -> str | None:
+        # Size and mtime, plus the fingerprint: new labels in bounded.yaml must not be
+        # skipped by the "file untouched" shortcut.
+        return f"{item.signature}|{self._fingerprint(item)}" if item.signature else None
+
+    def _item_hash(self, item: Item, data: bytes) -> str:
+        return hashlib.sha256(data + b"\x00" + self._fingerprint(item).encode()).hexdigest()
 
     def _doc_hash(self, doc: ParsedDocument) -> str:
         return sha256(f"{doc.content_hash}:{self.settings}".encode())
