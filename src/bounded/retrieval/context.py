@@ -19,15 +19,17 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bounded.errors import Unavailable
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.config import FeatureRetrieval
 from bounded.retrieval.documents import heading_path
-from bounded.retrieval.search import Hit
-from bounded.retrieval.service import RetrievalService
 from bounded.retrieval.tokens import count_tokens, split_sentences
+
+if TYPE_CHECKING:  # numpy-backed; the gateway imports this module without loading them
+    from bounded.retrieval.search import Hit
+    from bounded.retrieval.service import RetrievalService
 
 TokenCount = Callable[[str], int]
 PREAMBLE = (

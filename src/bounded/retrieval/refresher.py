@@ -13,15 +13,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from bounded.retrieval.service import RetrievalService
+if TYPE_CHECKING:
+    from bounded.retrieval.service import RetrievalService
 
 log = logging.getLogger("bounded.retrieval")
 MAX_SLEEP_S = 60.0
 
 
 async def refresh_forever(
-    service: Callable[[], RetrievalService], clock: Callable[[], float] = time.time
+    service: Callable[[], RetrievalService | None], clock: Callable[[], float] = time.time
 ) -> None:
     """Never returns; cancel the task to stop it (a sync in progress finishes its current
     document, then stops at the next one)."""

@@ -14,16 +14,24 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bounded.errors import BoundedError, InvalidRequest, PermissionDenied, Unprocessable
+from bounded.errors import (
+    BoundedError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    Unprocessable,
+)
 from bounded.retrieval.access import PrincipalLike, viewer_for
-from bounded.retrieval.service import RetrievalService
+
+if TYPE_CHECKING:
+    from bounded.retrieval.service import RetrievalService
 
 log = logging.getLogger("bounded.retrieval")
 JSON = "application/json"
@@ -31,7 +39,7 @@ MAX_QUERY_CHARS = 4096
 MODES = ("bm25", "dense", "hybrid")
 
 Authenticate = Callable[[Request], PrincipalLike]
-ServiceRef = Callable[[], RetrievalService]
+ServiceRef = Callable[[], "RetrievalService | None"]
 
 
 def retrieval_routes(service: ServiceRef, authenticate: Authenticate) -> list[Route]:
