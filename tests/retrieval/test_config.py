@@ -42,3 +42,15 @@ def test_a_valid_collection_loads() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(BASE.replace("kind: url", "kind: ftp"), env={})
     assert any("sources" in p.path for p in caught.value.problems)
+
+
+def test_the_gateway_hook_opens_nothing_without_collections_and_keeps_the_service() -> None:
+    from bounded.retrieval.hooks import open_service
+
+    bare = parse_config("providers: {}\n", env={})
+    assert open_service(bare) is None
+    config = parse_config(BASE.replace("handbok", "handbook"), env={})
+    service = open_service(config)
+    assert service is not None and service.names == ["handbook"]
+    assert open_service(config, previous=service) is service  # reload keeps it
+    assert open_service(bare, previous=service) is None

@@ -30,7 +30,8 @@ async def refresh_forever(
     stopping = False
     try:
         while True:
-            wait = await refresh_due(service(), clock, lambda: stopping)
+            svc = service()
+            wait = MAX_SLEEP_S if svc is None else await refresh_due(svc, clock, lambda: stopping)
             await asyncio.sleep(wait)
     except asyncio.CancelledError:
         stopping = True

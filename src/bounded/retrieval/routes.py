@@ -46,20 +46,30 @@ def retrieval_routes(service: ServiceRef, authenticate: Authenticate) -> list[Ro
     """Routes bound to a service getter (so a config reload can swap the service) and the
     gateway's authenticator (which raises Unauthenticated)."""
 
+    def collection(name: str) -> RetrievalService:
+        svc = service()
+        if svc is None:
+            raise NotFound(
+                f"no collection named {name!r}; none are defined", code="collection_not_found"
+            )
+        svc.collection(name)  # NotFound naming the defined ones
+        return svc
+
     async def list_collections(request: Request) -> Response:
         principal = authenticate(request)
         svc = service()
         details = bool(getattr(principal, "admin", False))
-        data = await asyncio.to_thread(
-            lambda: [svc.status(name, details=details) for name in svc.names]
-        )
+        data = []
+        if svc is not None:
+            data = await asyncio.to_thread(
+                lambda: [svc.status(name, details=details) for name in svc.names]
+            )
         return _json({"object": "list", "data": data})
 
     async def search(request: Request) -> Response:
         principal = authenticate(request)
-        svc = service()
         name = request.path_params["name"]
-        svc.collection(name)
+        svc = collection(name)
         args = _search_args(await request.body())
         hits = await asyncio.to_thread(svc.search, name, viewer=viewer_for(principal), **args)
         return _json(
@@ -77,9 +87,8 @@ def retrieval_routes(service: ServiceRef, authenticate: Authenticate) -> list[Ro
             raise PermissionDenied(
                 "only the admin key may sync a collection", code="admin_required"
             )
-        svc = service()
         name = request.path_params["name"]
-        svc.collection(name)
+        svc = collection(name)
         report = await asyncio.to_thread(svc.sync, name)
         return _json(report.as_json())
 
