@@ -38,6 +38,9 @@ from bounded.gateway.embeddings import embeddings_response
 from bounded.gateway.metering import Meter
 from bounded.gateway.runtime import Runtime
 from bounded.gateway.validate import check_embeddings, parse_json_object
+from bounded.retrieval.hooks import open_service
+from bounded.retrieval.refresher import refresh_forever
+from bounded.retrieval.routes import retrieval_routes
 from bounded.store.db import Database
 from bounded.store.keys import KeyRepository
 
@@ -60,6 +63,8 @@ class Gateway:
         ledger: Ledger | None = None,
     ):
         self.runtime = Runtime.build(config)
+        self.retrieval = open_service(config)  # None when no collections are configured
+        self._refresher: asyncio.Task[None] | None = None
         self.db = db
         self.keys = KeyRepository(db)
         self.auth = Authenticator(self.keys, admin_key, dev_key)
@@ -84,6 +89,7 @@ class Gateway:
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             *economics_api.routes(self),
+            *retrieval_routes(lambda: self.retrieval, self.authenticate),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
         ]
@@ -121,11 +127,15 @@ class Gateway:
         if self.config_path is not None and self.runtime.config.server.reload:
             self._watcher = asyncio.create_task(self._watch())
         warming = asyncio.create_task(self._warm())
+        self._refresher = asyncio.create_task(refresh_forever(lambda: self.retrieval))
         try:
             yield
         finally:
             if self._watcher is not None:
                 self._watcher.cancel()
+            self._refresher.cancel()
+            if self.retrieval is not None:
+                self.retrieval.close()
             await warming
             await self.runtime.close_when_idle()
             await self.meter.ledger.aclose()
@@ -152,6 +162,7 @@ class Gateway:
         try:
             config = load_config(self.config_path)
             runtime = Runtime.build(config, previous=self.runtime)
+            self.retrieval = open_service(config, previous=self.retrieval)
         except ConfigError as exc:
             self.last_reload_error = str(exc)
             log.error("config reload rejected, keeping the running config:\n%s", exc)

@@ -25,6 +25,8 @@ from bounded.gateway.metering import Call, usage_from_response
 from bounded.gateway.runtime import Runtime, Target
 from bounded.gateway.validate import check_chat, parse_json_object
 from bounded.providers.sse import DONE, encode_event
+from bounded.retrieval.access import viewer_for
+from bounded.retrieval.context import assemble_context, attach_citations, citations_event
 from bounded.routing.router import RouteTrace
 
 if TYPE_CHECKING:
@@ -50,6 +52,10 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
         check_chat(body)
         target = resolve(runtime, body["model"], principal)
         upstream = apply_feature(body, target)
+        # Context before admission: the reservation must count the tokens it adds.
+        citations, citation_header = await _add_context(
+            gateway, runtime, target, principal, upstream
+        )
         call = Call(
             trace_id,
             request.headers.get("x-bounded-session"),
@@ -72,9 +78,13 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
             call.deployment, call.attempts = trace.deployment, trace.attempts
             handed_off = True
             return StreamingResponse(
-                _sse(gateway, runtime, call, routed.chunks, wants_usage),
+                _sse(gateway, runtime, call, routed.chunks, wants_usage, citations),
                 media_type="text/event-stream",
-                headers={**headers_for(trace_id, trace, call), "cache-control": "no-cache"},
+                headers={
+                    **headers_for(trace_id, trace, call),
+                    "cache-control": "no-cache",
+                    **citation_header,
+                },
             )
         response, _ = await runtime.router.complete(
             target.route, upstream, trace, gate=gateway.meter.deployment_gate(call)
@@ -85,7 +95,13 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
             for choice in response.get("choices") or ():
                 call.output_text.append((choice.get("message") or {}).get("content") or "")
         await gateway.meter.settle(call, runtime)
-        headers = {**headers_for(trace_id, trace, call), "x-bounded-cost-usd": usd(call.cost)}
+        if citations:
+            response = attach_citations(response, citations)
+        headers = {
+            **headers_for(trace_id, trace, call),
+            "x-bounded-cost-usd": usd(call.cost),
+            **citation_header,
+        }
         return Response(orjson.dumps(response), media_type=JSON, headers=headers)
     except BoundedError as exc:
         if call is not None and not call.recorded:
@@ -102,12 +118,15 @@ async def _sse(
     call: Call,
     chunks: AsyncIterator[dict[str, Any]],
     wants_usage: bool,
+    citations: list[dict[str, Any]],
 ) -> AsyncIterator[bytes]:
     held: list[dict[str, Any]] = []
+    last: dict[str, Any] | None = None
     finished = False
     try:
         async for chunk in chunks:
             gateway.meter.observe_chunk(call, chunk)
+            last = chunk
             if finished or _finishes(chunk):
                 finished = True
                 held.append(chunk)
@@ -117,6 +136,8 @@ async def _sse(
         for chunk in held:
             if wants_usage or chunk.get("choices"):
                 yield encode_event(_for_client(chunk, wants_usage))
+        if citations and last is not None:
+            yield encode_event(citations_event(citations, like=last))
         yield DONE
     except BoundedError as exc:
         # Tokens were already sent: end with an error event, which OpenAI SDKs raise as an
@@ -166,6 +187,31 @@ async def _settle_quietly(gateway: Gateway, runtime: Runtime, call: Call) -> Non
         await gateway.meter.settle(call, runtime)
     except BoundedError:
         log.exception("could not record failed call %s", call.trace_id)
+
+
+async def _add_context(
+    gateway: Gateway,
+    runtime: Runtime,
+    target: Target,
+    principal: Principal,
+    upstream: dict[str, Any],
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Retrieve for the last user message and inject numbered sources (features with
+    ``retrieval:``); return the citations and their header."""
+    feature = target.feature
+    if feature is None or feature.retrieval is None or gateway.retrieval is None:
+        return [], {}
+    model = runtime.config.models[target.route.targets[0]].model
+    assembled = await assemble_context(
+        gateway.retrieval,
+        feature.retrieval,
+        upstream["messages"],
+        viewer_for(principal),
+        count=gateway.meter.counter.counter_for(model),
+    )
+    upstream["messages"] = assembled.messages
+    citations = assembled.citations_json()
+    return citations, ({"x-bounded-citations": assembled.header()} if citations else {})
 
 
 def client_trace_id(request: Request) -> str:

@@ -96,6 +96,10 @@ class MiniLMEmbedder:
             path = self._model_path or default_model_path()
             options = ort.SessionOptions()
             options.intra_op_num_threads = self._threads
+            # Idle worker threads otherwise spin for milliseconds after each call, taking
+            # the cores from the event loop and the next query (measured: dense search at
+            # 100k chunks 13.7 -> 8.8 ms p50).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.inter_op_num_threads = 1
             try:
                 session = ort.InferenceSession(
