@@ -78,3 +78,10 @@ def test_example_config_is_valid() -> None:
     config = load_config(Path(__file__).parents[2] / "examples" / "bounded.yaml")
     assert "support-answer" in config.features
     assert config.providers["local"].kind == "local"
+
+
+def test_empty_file_is_an_error_not_an_empty_config(tmp_path: Path) -> None:
+    path = tmp_path / "bounded.yaml"
+    path.write_text("\n")
+    with pytest.raises(ConfigError, match="file is empty"):
+        load_config(path)

@@ -63,3 +63,42 @@ def test_edit_adds_a_feature_and_a_broken_edit_keeps_the_old_config(
         assert status_of(base, "g") == 502  # the running config is kept
         ready = httpx.get(f"{base}/readyz").json()
         assert "unknown model 'missing'" in ready["last_reload_error"]
+
+
+def test_requests_in_flight_survive_a_reload(tmp_path: Path, store_url: str, db: Database) -> None:
+    """A slow upstream (a stand-in) keeps a request open while the config changes under it:
+    the request completes on the old runtime and the next one sees the new config."""
+    import threading
+
+    from tests.standins.faulty_upstream import FaultyUpstream, ok
+
+    with FaultyUpstream().running() as upstream:
+        upstream.always("x", ok("slow answer", delay_s=1.0))
+        data = {**BASE, "providers": {"up": {"kind": "openai", "base_url": upstream.base_url}}}
+        path = tmp_path / "bounded.yaml"
+        write(path, data, store_url)
+        gateway = Gateway(
+            make_config(data, store_url),
+            db=db,
+            admin_key=ADMIN_KEY,
+            config_path=path,
+            reload_interval_s=0.05,
+        )
+        with serve_in_thread(gateway.app()) as base:
+            results: list[httpx.Response] = []
+            body = {"model": "f", "messages": [{"role": "user", "content": "hi"}]}
+            slow = threading.Thread(
+                target=lambda: results.append(
+                    httpx.post(f"{base}/v1/chat/completions", json=body, headers=AUTH, timeout=30)
+                )
+            )
+            slow.start()
+            wait_for(lambda: upstream.count("x") == 1)  # the request is upstream now
+            features = {**data["features"], "g": {"owner": "t", "route": {"targets": ["m1"]}}}
+            write(path, {**data, "features": features}, store_url)
+            wait_for(lambda: gateway.reloads == 1)
+            slow.join(timeout=30)
+            assert results[0].status_code == 200
+            assert results[0].json()["choices"][0]["message"]["content"] == "slow answer"
+            upstream.always("x", ok("fast"))
+            assert status_of(base, "g") == 200

@@ -58,6 +58,10 @@ def load_config(
 
 
 def parse_config(text: str, *, source: str = "<string>", env: Mapping[str, str]) -> BoundedConfig:
+    if not text.strip():
+        # An editor that truncates before writing shows an empty file for an instant; an
+        # empty config would silently drop every feature, so it is an error, not a default.
+        raise ConfigError(source, [Problem("", "file is empty", "see examples/bounded.yaml")])
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

@@ -153,6 +153,10 @@ class Gateway:
             await asyncio.sleep(self.reload_interval_s)
             mtime = _mtime(self.config_path)
             if mtime != self._mtime:
+                # Let a save in progress finish: reload once the file holds still.
+                await asyncio.sleep(min(0.05, self.reload_interval_s))
+                if _mtime(self.config_path) != mtime:
+                    continue
                 self._mtime = mtime
                 await self.reload()
 
