@@ -77,7 +77,10 @@ async def chat_completions(gateway: Gateway, request: Request) -> Response:
             )
             call.deployment, call.attempts = trace.deployment, trace.attempts
             handed_off = True
-            return StreamingResponse(
+            return _MeteredStream(
+                gateway,
+                runtime,
+                call,
                 _sse(gateway, runtime, call, routed.chunks, wants_usage, citations),
                 media_type="text/event-stream",
                 headers={
@@ -120,6 +123,7 @@ async def _sse(
     wants_usage: bool,
     citations: list[dict[str, Any]],
 ) -> AsyncIterator[bytes]:
+    call.streaming = True
     held: list[dict[str, Any]] = []
     last: dict[str, Any] | None = None
     finished = False
@@ -155,6 +159,36 @@ async def _sse(
         raise
     finally:
         leave(runtime)
+
+
+class _MeteredStream(StreamingResponse):
+    """A stream whose call is settled even if the client leaves before the body starts
+    (then the generator never runs, so its own cleanup never would)."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        runtime: Runtime,
+        call: Call,
+        content: AsyncIterator[bytes],
+        **kwargs: Any,
+    ):
+        super().__init__(content, **kwargs)
+        self._gateway, self._runtime, self._call = gateway, runtime, call
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self._call.streaming:
+                leave(self._runtime)
+                if not self._call.recorded:
+                    self._call.status, self._call.error_class = 499, "client_closed"
+                    task = asyncio.get_running_loop().create_task(
+                        _settle_quietly(self._gateway, self._runtime, self._call)
+                    )
+                    _background.add(task)
+                    task.add_done_callback(_background.discard)
 
 
 def _finishes(chunk: dict[str, Any]) -> bool:

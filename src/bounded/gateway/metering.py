@@ -56,6 +56,7 @@ class Call:
     error_class: str | None = None
     cost: Decimal = Decimal(0)
     recorded: bool = False
+    streaming: bool = False  # set once a stream's body has started
 
     @property
     def team(self) -> str | None:

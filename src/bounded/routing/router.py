@@ -166,19 +166,21 @@ class Router:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise _deadline_error(route, trace)
+                if not breaker.allow():
+                    trace.errors.append(f"{dep.name}: breaker {breaker.state.value}")
+                    break
                 if gate is not None:
+                    # After the breaker, so an open breaker never uses up a rate-limit token.
                     try:
                         await gate(dep)
                     except RateLimited as exc:
                         # Our own limit, not the deployment's health: no attempt, no
-                        # breaker verdict, no waiting here; move on to the next target.
+                        # breaker verdict (a claimed probe is given back), move on.
+                        breaker.release()
                         exc.deployment = dep.name
                         last_error = exc
                         trace.errors.append(f"{dep.name}: {exc.kind} (gateway limit)")
                         break
-                if not breaker.allow():
-                    trace.errors.append(f"{dep.name}: breaker {breaker.state.value}")
-                    break
                 trace.attempts += 1
                 timeout = min(per_attempt, remaining)
                 started = time.monotonic()
