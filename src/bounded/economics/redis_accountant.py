@@ -47,7 +47,6 @@ import secrets
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
-from string import Template
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -57,6 +56,7 @@ from redis.exceptions import RedisError
 from bounded.economics.accountant import Hold, budget_refusal, rate_refusal, ratelimit_headers
 from bounded.economics.ledger import E10, to_e10
 from bounded.economics.periods import window
+from bounded.economics.redis_scripts import RESERVE, SEED, SETTLE, WINDOW_GRACE_S
 from bounded.economics.rules import BudgetRule, RateRule
 from bounded.economics.spend import spend_since
 from bounded.errors import BoundedError, TooManyRequests
@@ -65,133 +65,6 @@ from bounded.store.db import Database
 log = logging.getLogger("bounded.accountant")
 
 DEFAULT_PREFIX = "bounded:"
-# Budget windows outlive their reset by a day so that late settlements still land in them.
-_WINDOW_GRACE_S = 86_400
-# An idle bucket is full again after a minute; keep it a little longer, then let it go.
-_BUCKET_TTL_MS = 120_000
-# Expired holds released per reserve call: bounds the work one request can inherit.
-_REAP_BATCH = 32
-
-# KEYS: holds zset, this hold's hash, budget windows..., buckets...
-# ARGV: n budgets, cost e10, hold ttl s, hold id, hold key prefix,
-#       then (amount e10, hard 1|0) per budget, then (capacity, amount) per bucket.
-# Returns {"seed", i...} | {"budget", i, spent, reserved} | {"rate", j, wait}
-#       | {"ok", soft flags, bucket levels...}.
-_RESERVE = Template("""
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, $reap)
-for _, id in ipairs(expired) do
-  local hold = ARGV[5] .. id
-  local fields = redis.call('HGETALL', hold)
-  for i = 1, #fields, 2 do
-    local key = string.sub(fields[i], 3)
-    if string.sub(fields[i], 1, 2) == 'b|' and redis.call('EXISTS', key) == 1 then
-      redis.call('HINCRBY', key, 'reserved', -tonumber(fields[i + 1]))
-    end
-  end
-  redis.call('DEL', hold)
-  redis.call('ZREM', KEYS[1], id)
-end
-local nb = tonumber(ARGV[1])
-local cost = tonumber(ARGV[2])
-local missing = {}
-for i = 1, nb do
-  if redis.call('HEXISTS', KEYS[2 + i], 'spent') == 0 then table.insert(missing, i) end
-end
-if #missing > 0 then return {'seed', unpack(missing)} end
-local flags = ''
-for i = 1, nb do
-  local v = redis.call('HMGET', KEYS[2 + i], 'spent', 'reserved')
-  local spent = tonumber(v[1])
-  local reserved = tonumber(v[2] or '0')
-  local amount = tonumber(ARGV[4 + 2 * i])
-  if ARGV[5 + 2 * i] == '1' then
-    if spent >= amount or spent + reserved + cost > amount then
-      return {'budget', i, v[1], v[2] or '0'}
-    end
-    flags = flags .. '0'
-  elseif spent + cost > amount then
-    flags = flags .. '1'
-  else
-    flags = flags .. '0'
-  end
-end
-local levels = {}
-local base = 5 + 2 * nb
-for j = 1, #KEYS - 2 - nb do
-  local key = KEYS[2 + nb + j]
-  local cap = tonumber(ARGV[base + 2 * j - 1])
-  local take = tonumber(ARGV[base + 2 * j])
-  local b = redis.call('HMGET', key, 'level', 'ts')
-  local level = cap
-  if b[1] then
-    level = math.min(cap, tonumber(b[1]) + math.max(0, now - tonumber(b[2])) * cap / 60)
-  end
-  if level < take then return {'rate', j, tostring((take - level) * 60 / cap)} end
-  levels[j] = level - take
-end
-for i = 1, nb do
-  redis.call('HINCRBY', KEYS[2 + i], 'reserved', ARGV[2])
-  redis.call('HINCRBY', KEYS[2], 'b|' .. KEYS[2 + i], ARGV[2])
-end
-local reply = {'ok', flags}
-for j = 1, #levels do
-  local key = KEYS[2 + nb + j]
-  redis.call('HSET', key, 'level', tostring(levels[j]), 'ts', tostring(now))
-  redis.call('PEXPIRE', key, $bucket_ttl)
-  table.insert(reply, tostring(levels[j]))
-end
-if nb > 0 then
-  -- The hash outlives its expiry in the zset, so the reaper always finds what to release.
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]) + $grace)
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
-end
-return reply
-""").substitute(reap=_REAP_BATCH, bucket_ttl=_BUCKET_TTL_MS, grace=_WINDOW_GRACE_S)
-
-# KEYS: holds zset, hold hash, budget windows..., token buckets...
-# ARGV: n budgets, actual cost e10, hold id, then (capacity, reserved - actual) per bucket.
-_SETTLE = """
-local nb = tonumber(ARGV[1])
-local held = redis.call('HGETALL', KEYS[2])
-for i = 1, #held, 2 do
-  local key = held[i]
-  if string.sub(key, 1, 2) == 'b|' and redis.call('EXISTS', string.sub(key, 3)) == 1 then
-    redis.call('HINCRBY', string.sub(key, 3), 'reserved', -tonumber(held[i + 1]))
-  end
-end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[1], ARGV[3])
-for i = 1, nb do
-  -- A window that is gone will be seeded from the ledger, which will hold this call.
-  if redis.call('HEXISTS', KEYS[2 + i], 'spent') == 1 then
-    redis.call('HINCRBY', KEYS[2 + i], 'spent', ARGV[2])
-  end
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-for j = 1, #KEYS - 2 - nb do
-  local key = KEYS[2 + nb + j]
-  local b = redis.call('HMGET', key, 'level', 'ts')
-  if b[1] then
-    local cap = tonumber(ARGV[2 + 2 * j])
-    local level = math.min(cap, tonumber(b[1]) + math.max(0, now - tonumber(b[2])) * cap / 60)
-    level = math.min(cap, level + tonumber(ARGV[3 + 2 * j]))
-    redis.call('HSET', key, 'level', tostring(level), 'ts', tostring(now))
-  end
-end
-return 1
-"""
-
-# KEYS: budget window. ARGV: spent e10, ttl s (0: never expires). Returns {1} if it seeded.
-_SEED = """
-if redis.call('HSETNX', KEYS[1], 'spent', ARGV[1]) == 1 then
-  if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-  return {1}
-end
-return {0}
-"""
 
 
 class AccountantUnavailable(BoundedError):
@@ -255,9 +128,9 @@ class RedisAccountant:
             socket_connect_timeout=5,
         )
         self._redis = aioredis.Redis.from_pool(pool)
-        self._reserve = self._redis.register_script(_RESERVE)
-        self._settle = self._redis.register_script(_SETTLE)
-        self._seed_script = self._redis.register_script(_SEED)
+        self._reserve = self._redis.register_script(RESERVE)
+        self._settle = self._redis.register_script(SETTLE)
+        self._seed_script = self._redis.register_script(SEED)
         self._store_url = store_url
         self._db: Database | None = None
         self._db_lock = threading.Lock()
@@ -385,7 +258,7 @@ class RedisAccountant:
         except Exception as exc:  # the store's driver errors, whichever the store is
             message = f"budget spend could not be read from the ledger: {exc}"
             raise AccountantUnavailable(message) from exc
-        ttl = 0 if w.reset is None else max(1, int(w.reset - now) + _WINDOW_GRACE_S)
+        ttl = 0 if w.reset is None else max(1, int(w.reset - now) + WINDOW_GRACE_S)
         await self._call(self._seed_script, [w.key], [to_e10(spent), ttl])
 
     def _spend_since(self, scope: str, start: float) -> Decimal:
