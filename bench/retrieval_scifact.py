@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from bounded.config.loader import parse_config
-from bounded.retrieval import search as search_module
+from bounded.retrieval import store_read
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.embedding import LocalMiniLM, Matrix
 from bounded.retrieval.service import RetrievalService
@@ -297,9 +297,9 @@ def main() -> None:
     pruned = None
     if not args.skip_pruned:
         # The same queries with the 100k-chunk BM25 pruning forced on: its cost in quality.
-        search_module.PRUNE_MIN_CHUNKS = 0
+        store_read.PRUNE_MIN_CHUNKS = 0
         pruned = (wanted[-1], evaluate(svc, "scifact", halves[wanted[-1]], qrels))
-        search_module.PRUNE_MIN_CHUNKS = 20_000
+        store_read.PRUNE_MIN_CHUNKS = 20_000
     svc.close()
     synthetic = None
     if not args.skip_synthetic:

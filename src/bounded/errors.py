@@ -12,6 +12,7 @@ OpenAI-style body ``{"error": {"message", "type", "param", "code"}}`` with its s
     │   ├── PayloadTooLarge           413 invalid_request_error
     │   ├── Unprocessable             422 invalid_request_error
     │   └── TooManyRequests           429 rate_limit_error (our own limits)
+    ├── StoreUnavailable              503 a database bounded needs (an index) is unreachable
     └── ProviderError                 an upstream failed; the router decides on .retryable/.kind
         ├── RateLimited               429 upstream said slow down (honours retry_after)
         ├── Timeout                   504 attempt or deadline ran out
@@ -108,6 +109,13 @@ class TooManyRequests(ClientError):
         if self.retry_after is None:
             return dict(self.extra_headers)
         return {**self.extra_headers, "retry-after": str(max(1, math.ceil(self.retry_after)))}
+
+
+class StoreUnavailable(BoundedError):
+    """A store bounded itself depends on is down; the request may succeed later."""
+
+    status = 503
+    default_code = "store_unavailable"
 
 
 class ProviderError(BoundedError):

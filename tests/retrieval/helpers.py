@@ -64,3 +64,62 @@ def index_rows(db_file: Path) -> dict[str, Any]:
         }
     finally:
         conn.close()
+
+
+def _pg_rows(url: str, schema: str) -> dict[str, Any]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        docs = conn.execute(f"SELECT doc_id, chunks FROM {schema}.documents").fetchall()
+        chunks = conn.execute(f"SELECT count(*) FROM {schema}.chunks").fetchone()
+        orphans = conn.execute(
+            f"SELECT count(*) FROM {schema}.chunks WHERE doc NOT IN "
+            f"(SELECT id FROM {schema}.documents)"
+        ).fetchone()
+        vectors = conn.execute(
+            f"SELECT count(*) FROM {schema}.chunks WHERE embedding IS NOT NULL"
+        ).fetchone()
+    assert chunks and orphans and vectors
+    return {
+        "documents": {d: n for d, n in docs},
+        "declared_chunks": sum(n for _, n in docs),
+        "chunks": chunks[0],
+        "orphans": orphans[0],
+        "orphan_vectors": orphans[0],  # a vector is a column of its chunk row here
+        "vectors": vectors[0],
+    }
+
+
+def rows_of(service: Any, name: str) -> dict[str, Any]:
+    """``index_rows`` for whichever engine holds the collection."""
+    from bounded.retrieval.pg_sql import schema_for
+    from bounded.retrieval.service import collection_url
+    from bounded.store.db import sqlite_path
+
+    url = collection_url(service.config, name)
+    if url.startswith("sqlite:///"):
+        return index_rows(sqlite_path(url))
+    return _pg_rows(url, schema_for(name))
+
+
+def chunk_ids_of(service: Any, name: str) -> dict[str, list[int]]:
+    """Chunk ids per document, in id order, read from the engine directly."""
+    from bounded.retrieval.pg_sql import schema_for
+    from bounded.retrieval.service import collection_url
+    from bounded.store.db import sqlite_path
+
+    url = collection_url(service.config, name)
+    sql = "SELECT d.doc_id, c.id FROM {s}chunks c JOIN {s}documents d ON d.id = c.doc ORDER BY c.id"
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(sqlite_path(url))
+        rows = conn.execute(sql.format(s="")).fetchall()
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as pg:
+            rows = pg.execute(sql.format(s=schema_for(name) + ".")).fetchall()
+    out: dict[str, list[int]] = {}
+    for doc_id, chunk_id in rows:
+        out.setdefault(doc_id, []).append(chunk_id)
+    return out

@@ -19,7 +19,7 @@ from bounded.retrieval.routes import retrieval_routes
 from bounded.retrieval.service import RetrievalService
 from bounded.store.keys import KeyRepository
 from tests.conftest import ADMIN_KEY
-from tests.retrieval.conftest import Build
+from tests.retrieval.conftest import ENGINES, Build
 from tests.retrieval.helpers import folder
 
 SECRET = "Salary bands for 2026: staff engineers earn 190 zorkmids and a purple bonus."
@@ -43,6 +43,11 @@ def _corpus(tmp_path: Path) -> dict[str, object]:
     ]
     (public / "finance.jsonl").write_text("\n".join(json.dumps(r) for r in records))
     return {"sources": [folder(public), folder(hr, labels=["hr"])]}
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture

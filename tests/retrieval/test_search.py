@@ -9,7 +9,7 @@ import pytest
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.refresher import refresh_due
 from bounded.retrieval.service import RetrievalService
-from tests.retrieval.conftest import Build
+from tests.retrieval.conftest import ENGINES, Build
 from tests.retrieval.helpers import folder
 
 DOCS = {
@@ -26,6 +26,11 @@ DOCS = {
     "kittens.md": "# Kittens\n\nKittens nap between bursts of play in the afternoon.",
     "passwords.md": "# Passwords\n\nReset a forgotten password from the sign-in page.",
 }
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture

@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.embedding import LocalMiniLM
-from bounded.retrieval.service import RetrievalService, collection_url
-from bounded.store.db import sqlite_path
-from tests.retrieval.conftest import Build
-from tests.retrieval.helpers import folder, index_rows, minimal_pdf
+from bounded.retrieval.service import RetrievalService
+from tests.retrieval.conftest import ENGINES, Build
+from tests.retrieval.helpers import chunk_ids_of, folder, minimal_pdf, rows_of
 
 ALL = Viewer.everything()
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def _write_corpus(root: Path) -> None:
@@ -52,10 +58,6 @@ def _service(build: Build, root: Path, **source: object) -> RetrievalService:
             }
         }
     )
-
-
-def _db(service: RetrievalService) -> Path:
-    return sqlite_path(collection_url(service.config, "docs"))
 
 
 def _docs_for(service: RetrievalService, query: str, mode: str = "bm25") -> list[str]:
@@ -102,7 +104,7 @@ def test_resync_of_unchanged_documents_embeds_nothing(
     service = _service(build, root)
     first = service.sync("docs")
     assert first.texts_embedded > 0
-    before = index_rows(_db(service))
+    before = rows_of(service, "docs")
     embedded = embedder.texts_embedded
 
     again = service.sync("docs")
@@ -112,7 +114,7 @@ def test_resync_of_unchanged_documents_embeds_nothing(
     os.utime(root / "guide.md", ns=(1, 1))
     third = service.sync("docs")
     assert embedder.texts_embedded == embedded and third.documents_indexed == 0
-    assert index_rows(_db(service)) == before
+    assert rows_of(service, "docs") == before
 
 
 def test_a_changed_document_replaces_exactly_its_chunks(
@@ -122,13 +124,13 @@ def test_a_changed_document_replaces_exactly_its_chunks(
     _write_corpus(root)
     service = _service(build, root)
     service.sync("docs")
-    ids_before = _chunk_ids(service)
+    ids_before = chunk_ids_of(service, "docs")
 
     (root / "notes.txt").write_text("The numbat eats termites in Western Australia.\n")
     embedded = embedder.texts_embedded
     report = service.sync("docs")
     assert report.documents_indexed == 1 and embedder.texts_embedded == embedded + 1
-    ids_after = _chunk_ids(service)
+    ids_after = chunk_ids_of(service, "docs")
     changed = [k for k in ids_before if ids_before[k] != ids_after.get(k)]
     assert changed == [str(root / "notes.txt")]
     assert _docs_for(service, "numbat termites")[0].endswith("notes.txt")
@@ -151,7 +153,7 @@ def test_a_deleted_document_loses_its_chunks(build: Build, tmp_path: Path) -> No
     (root / "notes.txt").unlink()
     report = service.sync("docs")
     assert report.documents_deleted == 1
-    rows = index_rows(_db(service))
+    rows = rows_of(service, "docs")
     assert str(root / "notes.txt") not in rows["documents"]
     assert rows["chunks"] == rows["declared_chunks"] == rows["vectors"]
     assert rows["orphans"] == rows["orphan_vectors"] == 0
@@ -201,17 +203,3 @@ def test_status_reports_freshness(build: Build, tmp_path: Path) -> None:
     stale = service.status("docs")
     assert stale["pending_changes"] == 2
     assert stale["oldest_unsynced_change_age_s"] > 3600 * 24 * 365
-
-
-def _chunk_ids(service: RetrievalService) -> dict[str, list[int]]:
-    import sqlite3
-
-    conn = sqlite3.connect(_db(service))
-    rows = conn.execute(
-        "SELECT d.doc_id, c.id FROM chunks c JOIN documents d ON d.id = c.doc ORDER BY c.id"
-    ).fetchall()
-    conn.close()
-    out: dict[str, list[int]] = {}
-    for doc_id, chunk_id in rows:
-        out.setdefault(doc_id, []).append(chunk_id)
-    return out

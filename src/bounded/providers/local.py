@@ -55,6 +55,7 @@ from typing import Any
 from bounded.config.schema import ProviderConfig
 from bounded.errors import BadRequest, ContextTooLong, ProviderError, Timeout, Unavailable
 from bounded.providers.base import ChatRequest, EmbeddingResult, Json
+from bounded.providers.llama_params import without_extra_buffers
 from bounded.providers.local_embed import INSTALL_HINT, MODEL_NAME, MiniLMEmbedder
 from bounded.providers.local_wire import Chunks, Options, Outcome, completion_body, parse_body
 
@@ -247,9 +248,10 @@ class LocalProvider:
                 deployment=self.name,
             )
         try:
-            llm = llama_cpp.Llama(
-                model_path=path, n_ctx=self._n_ctx, n_threads=self._n_threads, verbose=False
-            )
+            with without_extra_buffers():
+                llm = llama_cpp.Llama(
+                    model_path=path, n_ctx=self._n_ctx, n_threads=self._n_threads, verbose=False
+                )
         except Exception as exc:  # llama.cpp reports a bad file as ValueError or RuntimeError
             raise Unavailable(f"cannot load {path}: {exc}", deployment=self.name) from exc
         eos, bos = (

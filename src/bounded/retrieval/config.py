@@ -103,7 +103,10 @@ class CollectionConfig(_Frozen):
     )
     labels: tuple[str, ...] = Field((), description="access labels of every document")
     store: str | None = Field(
-        None, description="sqlite:///path; default: collections/NAME.db beside server.store"
+        None,
+        description="sqlite:///path, or postgresql://... (with pgvector) to scale out; "
+        "default: collections/NAME.db beside server.store",
+        pattern=r"^(sqlite:///|postgres(ql)?(\+psycopg)?://)",
     )
 
 

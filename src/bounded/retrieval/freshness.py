@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bounded.retrieval.config import CollectionConfig, FolderSource
+from bounded.retrieval.index import CollectionIndex
 from bounded.retrieval.sources import SourceError, list_items, source_key
-from bounded.retrieval.store import SqliteIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class Pending:
     unchecked: int
 
 
-def pending_changes(config: CollectionConfig, index: SqliteIndex, now: float) -> Pending:
+def pending_changes(config: CollectionConfig, index: CollectionIndex, now: float) -> Pending:
     known = index.items()
     dates: dict[str, float] = {}
     unchecked = 0

@@ -21,18 +21,11 @@ import numpy as np
 
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.embedding import Embedder, Matrix
-from bounded.retrieval.store import SqliteIndex
-from bounded.retrieval.store_read import ChunkRecord
-from bounded.retrieval.vectors import VectorSnapshot
+from bounded.retrieval.index import ChunkRecord, SearchableIndex
 
 Mode = Literal["bm25", "dense", "hybrid"]
 RRF_K = 60
 CANDIDATES = 100
-# On big indexes a word in more than 5% of chunks costs FTS5 a long posting list for little
-# ranking signal; it is left out of the BM25 query (the dense side still sees it).
-PRUNE_MIN_CHUNKS = 20_000
-PRUNE_FRACTION = 0.05
-KEEP_RAREST = 3
 MAX_QUERY_TERMS = 64
 
 STOP_WORDS = frozenset(
@@ -204,32 +197,8 @@ def query_terms(query: str) -> list[str]:
     return list(seen)
 
 
-def match_expression(index: SqliteIndex, query: str) -> str | None:
-    terms = query_terms(query)
-    if not terms:
-        return None
-    terms = _prune(index, terms)
-    # Each word quoted: FTS5 syntax in the user's text (NEAR, *, :, ^) stays plain text.
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-
-
-def _prune(index: SqliteIndex, terms: list[str]) -> list[str]:
-    if len(terms) <= KEEP_RAREST:
-        return terms
-    from bounded.retrieval.stemming import porter
-
-    stems = {t: porter(t) for t in terms}
-    total, found = index.term_documents(sorted(set(stems.values())))
-    if total < PRUNE_MIN_CHUNKS:
-        return terms
-    by_rarity = sorted(terms, key=lambda t: found.get(stems[t], 0))
-    limit = total * PRUNE_FRACTION
-    kept = [t for t in by_rarity if found.get(stems[t], 0) <= limit]
-    return kept if len(kept) >= KEEP_RAREST else by_rarity[:KEEP_RAREST]
-
-
 def search(
-    index: SqliteIndex,
+    index: SearchableIndex,
     embedder: Embedder | None,
     query: str,
     *,
@@ -246,29 +215,27 @@ def search(
     pool = max(candidates, top_k * 4 if mmr_lambda is not None else top_k)
     lexical: list[tuple[int, float]] = []
     dense: list[tuple[int, float]] = []
-    snapshot: VectorSnapshot | None = None
-    # In hybrid mode FTS5 runs in a worker thread while this one embeds the query and scans
-    # the vectors: SQLite, onnxruntime and numpy all release the GIL, so the two overlap.
+    # In hybrid mode the lexical search runs in a worker thread while this one embeds the
+    # query and scans the vectors: SQLite, PostgreSQL's client, onnxruntime and numpy all
+    # release the GIL, so the two overlap.
     pending: Future[list[tuple[int, float]]] | None = None
-    if mode in ("bm25", "hybrid"):
-        match = match_expression(index, query)
-        if match is not None and mode == "hybrid":
-            pending = _lexical_pool().submit(index.bm25, match, viewer, filters, pool)
-        elif match is not None:
-            lexical = index.bm25(match, viewer, filters, pool)
+    terms = query_terms(query) if mode in ("bm25", "hybrid") else []
+    if terms and mode == "hybrid":
+        pending = _lexical_pool().submit(index.lexical, terms, viewer, filters, pool)
+    elif terms:
+        lexical = index.lexical(terms, viewer, filters, pool)
     vector: Matrix | None = None
     if embedder is not None and query.strip() and (mode != "bm25" or mmr_lambda is not None):
         vector = embedder.embed([query])[0]
     if mode in ("dense", "hybrid") and vector is not None:
-        dense, snapshot = index.dense(vector, viewer, filters, pool, one_core=pending is not None)
+        dense = index.dense(vector, viewer, filters, pool, one_core=pending is not None)
     if pending is not None:
         lexical = pending.result()
     fused = _fuse(lexical, dense) if mode == "hybrid" else lexical or dense
     ranks_b = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
     ranks_d = {cid: r for r, (cid, _) in enumerate(dense, 1)}
-    if mmr_lambda is not None and len(fused) > top_k:
-        snapshot = snapshot or index.vector_snapshot()
-        fused = _mmr(fused[: max(top_k * 4, 20)], snapshot, vector, mmr_lambda, top_k)
+    if mmr_lambda is not None and len(fused) > top_k and vector is not None:
+        fused = _mmr(fused[: max(top_k * 4, 20)], index, vector, mmr_lambda, top_k)
     chosen = fused[:top_k]
     records = index.chunk_records([cid for cid, _ in chosen])
     return [
@@ -293,20 +260,20 @@ def _fuse(*lists: list[tuple[int, float]]) -> list[tuple[int, float]]:
 
 def _mmr(
     ranked: list[tuple[int, float]],
-    snapshot: VectorSnapshot,
-    query: Matrix | None,
+    index: SearchableIndex,
+    query: Matrix,
     lam: float,
     k: int,
 ) -> list[tuple[int, float]]:
     """Maximal marginal relevance over the fused candidates: relevance is the cosine to the
     query, redundancy the highest cosine to a chunk already picked (both floored at 0)."""
-    wanted = np.asarray([cid for cid, _ in ranked], dtype=np.int64)
-    where = np.minimum(np.searchsorted(snapshot.ids, wanted), max(len(snapshot.ids) - 1, 0))
-    found = snapshot.ids[where] == wanted if len(snapshot.ids) else np.zeros(len(wanted), bool)
-    present = [pair for pair, ok in zip(ranked, found, strict=True) if ok]
-    if not present or query is None:
+    found, vectors = index.vectors_of([cid for cid, _ in ranked])
+    if not found:
         return ranked
-    vectors = snapshot.rows([cid for cid, _ in present])
+    have = set(found)
+    present = [pair for pair in ranked if pair[0] in have]
+    order = {cid: i for i, cid in enumerate(found)}
+    vectors = vectors[[order[cid] for cid, _ in present]]
     relevance = np.clip(vectors @ query, 0.0, None)
     similarity = np.clip(vectors @ vectors.T, 0.0, None)
     chosen: list[int] = []

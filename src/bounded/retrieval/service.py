@@ -5,8 +5,9 @@
     hits = service.search("handbook", "rotate keys", viewer=Viewer.of("ops"))
     service.status("handbook")["freshness"]
 
-Each collection has its own SQLite file (default ``collections/NAME.db`` beside
-``server.store``) and one sync at a time; searches run alongside a sync and see each
+Each collection has its own index: by default a SQLite file (``collections/NAME.db`` beside
+``server.store``), or a schema in PostgreSQL with pgvector when its ``store`` says
+``postgresql://...``. One sync at a time per process; searches run alongside a sync and see each
 document switch atomically from old to new.
 """
 
@@ -23,10 +24,11 @@ from bounded.retrieval.access import Viewer
 from bounded.retrieval.config import CollectionConfig
 from bounded.retrieval.embedding import Embedder, build_embedder
 from bounded.retrieval.freshness import pending_changes
+from bounded.retrieval.index import CollectionIndex
 from bounded.retrieval.search import Hit, Mode, search
 from bounded.retrieval.store import SqliteIndex
 from bounded.retrieval.sync import ProgressCallback, SyncReport, sync_collection
-from bounded.store.db import sqlite_path
+from bounded.store.db import dialect_of, sqlite_path
 
 
 def collection_url(config: BoundedConfig, name: str) -> str:
@@ -38,10 +40,18 @@ def collection_url(config: BoundedConfig, name: str) -> str:
     return f"sqlite:///{base / 'collections' / f'{name}.db'}"
 
 
+def open_index(url: str, name: str, dimensions: int | None) -> CollectionIndex:
+    if dialect_of(url) == "postgresql":
+        from bounded.retrieval.pg_index import PgIndex
+
+        return PgIndex.open(url, name, dimensions)
+    return SqliteIndex.open(url)
+
+
 class RetrievalService:
     def __init__(self, config: BoundedConfig, embedders: dict[str, Embedder] | None = None):
         self.config = config
-        self._indexes: dict[str, SqliteIndex] = {}
+        self._indexes: dict[str, CollectionIndex] = {}
         self._embedders: dict[str, Embedder | None] = dict(embedders or {})
         self._sync_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -74,11 +84,14 @@ class RetrievalService:
                 f"no collection named {name!r}; defined: {known}", code="collection_not_found"
             ) from None
 
-    def index(self, name: str) -> SqliteIndex:
+    def index(self, name: str) -> CollectionIndex:
         self.collection(name)
+        embedder = self.embedder(name)
         with self._lock:
             if name not in self._indexes:
-                self._indexes[name] = SqliteIndex.open(collection_url(self.config, name))
+                dimensions = embedder.dimensions if embedder is not None else None
+                url = collection_url(self.config, name)
+                self._indexes[name] = open_index(url, name, dimensions)
             return self._indexes[name]
 
     def embedder(self, name: str) -> Embedder | None:

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -27,6 +26,7 @@ import orjson
 from bounded.retrieval.access import PUBLIC_TOKEN, acl_token
 from bounded.retrieval.documents import HEADING_SEPARATOR, Chunk, ParsedDocument
 from bounded.retrieval.embedding import Matrix
+from bounded.retrieval.index import ItemState
 from bounded.retrieval.store_read import IndexReads
 from bounded.store.db import sqlite_path
 
@@ -108,17 +108,6 @@ def connect(url: str) -> sqlite3.Connection:
             conn.execute("ROLLBACK")
             raise
     return conn
-
-
-@dataclass(frozen=True, slots=True)
-class ItemState:
-    uri: str
-    source: str
-    signature: str | None
-    content_hash: str | None
-    synced_at: float | None
-    error: str | None
-    error_since: float | None
 
 
 class SqliteIndex(IndexReads):

@@ -11,7 +11,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,29 +19,21 @@ import orjson
 
 from bounded.retrieval.access import Viewer, acl_match
 from bounded.retrieval.documents import HEADING_SEPARATOR
+from bounded.retrieval.index import ChunkRecord, Filters, Ranked
+from bounded.retrieval.stemming import porter
 from bounded.retrieval.vectors import VectorCache, VectorSnapshot
 from bounded.store.db import sqlite_path
 
-Filters = dict[str, Any]
 # Title, heading path, text: a word in the title says more than one deep in the text.
 # Chosen on the SciFact dev half (title x2: nDCG@10 +0.003 BM25, +0.007 hybrid; x3 and x0.5
 # were worse); the held-out half was not looked at.
 BM25_WEIGHTS = (2.0, 1.0, 1.0, 0.0)  # the acl column never adds to a score
 _MASKS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRecord:
-    chunk_id: int
-    doc_id: str
-    item: str
-    title: str
-    headings: tuple[str, ...]
-    position: int
-    text: str
-    tokens: int
-    metadata: dict[str, Any]
-    labels: tuple[str, ...]
+# On big indexes a word in more than 2% of chunks costs FTS5 a long posting list for little
+# ranking signal; it is left out of the BM25 query (the dense side still sees it).
+PRUNE_MIN_CHUNKS = 20_000
+PRUNE_FRACTION = 0.02
+KEEP_RAREST = 3
 
 
 def access_sql(viewer: Viewer) -> tuple[str, list[Any]]:
@@ -137,9 +128,28 @@ class IndexReads:
             found[term] = row[0] if row else 0
         return total, found
 
-    def bm25(
-        self, match: str, viewer: Viewer, filters: Filters, limit: int
-    ) -> list[tuple[int, float]]:
+    def lexical(self, terms: list[str], viewer: Viewer, filters: Filters, limit: int) -> Ranked:
+        if not terms:
+            return []
+        terms = self._prune(terms)
+        # Each word quoted: FTS5 syntax in the user's text (NEAR, *, :, ^) stays plain text.
+        return self.bm25(
+            " OR ".join('"' + t.replace('"', '""') + '"' for t in terms), viewer, filters, limit
+        )
+
+    def _prune(self, terms: list[str]) -> list[str]:
+        if len(terms) <= KEEP_RAREST:
+            return terms
+        stems = {t: porter(t) for t in terms}
+        total, found = self.term_documents(sorted(set(stems.values())))
+        if total < PRUNE_MIN_CHUNKS:
+            return terms
+        by_rarity = sorted(terms, key=lambda t: found.get(stems[t], 0))
+        cap = total * PRUNE_FRACTION
+        kept = [t for t in by_rarity if found.get(stems[t], 0) <= cap]
+        return kept if len(kept) >= KEEP_RAREST else by_rarity[:KEEP_RAREST]
+
+    def bm25(self, match: str, viewer: Viewer, filters: Filters, limit: int) -> Ranked:
         # The words may only match the text columns; access is one more FTS5 term, so the
         # engine itself never yields a forbidden row (faster than a join, too).
         expression = "{title heading text} : (" + match + ")"
@@ -164,15 +174,16 @@ class IndexReads:
         filters: Filters,
         limit: int,
         one_core: bool = False,
-    ) -> tuple[list[tuple[int, float]], VectorSnapshot]:
+    ) -> Ranked:
         with self._snapshot_read() as (conn, generation):
             snapshot = self._vectors.snapshot(conn, generation)
             mask = self._mask(conn, snapshot, viewer, filters)
-        return snapshot.top(query, limit, mask, one_core), snapshot
+        return snapshot.top(query, limit, mask, one_core)
 
-    def vector_snapshot(self) -> VectorSnapshot:
+    def vectors_of(self, chunk_ids: list[int]) -> tuple[list[int], npt.NDArray[np.float32]]:
         with self._snapshot_read() as (conn, generation):
-            return self._vectors.snapshot(conn, generation)
+            snapshot = self._vectors.snapshot(conn, generation)
+        return snapshot.rows(chunk_ids)
 
     def _mask(
         self, conn: sqlite3.Connection, snapshot: VectorSnapshot, viewer: Viewer, filters: Filters

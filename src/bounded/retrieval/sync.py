@@ -23,9 +23,9 @@ from bounded.retrieval.chunking import chunk_document
 from bounded.retrieval.config import CollectionConfig
 from bounded.retrieval.documents import Chunk, DocumentError, ItemError, ParsedDocument, sha256
 from bounded.retrieval.embedding import Embedder
+from bounded.retrieval.index import CollectionIndex
 from bounded.retrieval.parsers import parse
 from bounded.retrieval.sources import Item, SourceError, list_items, source_key, source_label
-from bounded.retrieval.store import SqliteIndex
 
 EMBED_BATCH = 64  # chunks per embedding call; documents are still written one by one
 
@@ -89,7 +89,7 @@ def settings_fingerprint(config: CollectionConfig) -> str:
 def sync_collection(
     name: str,
     config: CollectionConfig,
-    index: SqliteIndex,
+    index: CollectionIndex,
     embedder: Embedder | None,
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] = lambda: False,
@@ -114,7 +114,7 @@ class _Run:
         self,
         name: str,
         config: CollectionConfig,
-        index: SqliteIndex,
+        index: CollectionIndex,
         embedder: Embedder | None,
         progress: ProgressCallback,
     ):

@@ -1,0 +1,119 @@
+"""The scale-out index on a real PostgreSQL with pgvector: what only it has to prove.
+
+Search, access labels, filters and sync behaviour run on both engines in test_search,
+test_access and test_sync; here: the indexes the queries rely on, replicas sharing one
+collection, and a database that is not there.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bounded.errors import StoreUnavailable
+from bounded.retrieval.access import Viewer
+from bounded.retrieval.pg_sql import schema_for
+from bounded.retrieval.service import RetrievalService
+from tests.conftest import free_port
+from tests.retrieval.conftest import Build
+from tests.retrieval.helpers import folder, rows_of
+
+TOPICS = {
+    "keys.md": "# Keys\n\nRotate an API key by creating a new one, then revoke the old key.",
+    "budgets.md": "# Budgets\n\nA hard budget refuses the call once the month's spend is used.",
+    "refunds.md": "# Refunds\n\nRefunds go back to the original card within five days.",
+    "outages.md": "# Outages\n\nDuring an outage the router falls back to the next provider.",
+}
+
+
+@pytest.fixture
+def engine() -> str:
+    return "pgvector"
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "kb"
+    root.mkdir()
+    for name, text in TOPICS.items():
+        (root / name).write_text(text)
+    # Enough rows that the planner has a choice between the indexes and a scan.
+    for i in range(60):
+        (root / f"filler-{i}.md").write_text(f"# Note {i}\n\nRoutine note number {i}.")
+    return root
+
+
+def _collection(root: Path) -> dict[str, object]:
+    return {"kb": {"sources": [folder(root)], "refresh_interval_s": None}}
+
+
+def test_queries_use_the_hnsw_and_gin_indexes(build: Build, corpus: Path) -> None:
+    service = build(_collection(corpus))
+    assert not service.sync("kb").errors
+    url = service.config.collections["kb"].store
+    assert url
+    schema = schema_for("kb")
+    with psycopg.connect(url) as conn:
+        # Forbid the sequential scan: the plan shows whether the query *can* use an index,
+        # which is what matters at a million rows.
+        conn.execute("SET enable_seqscan = off")
+        vector = "[" + ",".join(["0.05"] * 384) + "]"
+        dense = conn.execute(
+            f"EXPLAIN SELECT id FROM {schema}.chunks c WHERE c.embedding IS NOT NULL "
+            f"AND (c.public OR c.labels && '{{hr}}'::text[]) "
+            f"ORDER BY c.embedding <=> '{vector}' LIMIT 10"
+        ).fetchall()
+        assert "chunks_embedding_idx" in str(dense), dense
+        lexical = conn.execute(
+            f"EXPLAIN SELECT id FROM {schema}.chunks c "
+            "WHERE c.tsv @@ plainto_tsquery('english', 'rotate')"
+        ).fetchall()
+        assert "chunks_tsv_idx" in str(lexical), lexical
+
+
+def test_a_second_replica_sees_the_first_ones_sync(build: Build, corpus: Path) -> None:
+    first = build(_collection(corpus))
+    report = first.sync("kb")
+    assert report.documents_indexed == len(TOPICS) + 60
+    second = build(_collection(corpus))  # another process's service, same database
+    hits = second.search("kb", "how do I rotate a key", viewer=Viewer.everything(), top_k=1)
+    assert hits[0].chunk.doc_id.endswith("keys.md")
+    assert second.status("kb")["documents"] == len(TOPICS) + 60
+    # The sync state is shared too: nothing left for the second replica to do.
+    again = second.sync("kb")
+    assert again.documents_indexed == 0 and again.texts_embedded == 0
+
+
+def test_replicas_syncing_at_once_write_each_document_once(build: Build, corpus: Path) -> None:
+    services = [build(_collection(corpus)) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def run(service: RetrievalService) -> None:
+        try:
+            service.sync("kb")
+        except BaseException as exc:  # surfaced below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in services]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    rows = rows_of(services[0], "kb")
+    assert len(rows["documents"]) == len(TOPICS) + 60
+    assert rows["chunks"] == rows["declared_chunks"] == rows["vectors"]
+    assert rows["orphans"] == 0
+
+
+def test_an_unreachable_database_is_a_clear_503(build: Build, corpus: Path) -> None:
+    url = f"postgresql://bounded:s3cret@127.0.0.1:{free_port()}/nowhere?connect_timeout=2"
+    service = build({"kb": {**_collection(corpus)["kb"], "store": url}})
+    with pytest.raises(StoreUnavailable) as caught:
+        service.search("kb", "rotate", viewer=Viewer.everything())
+    assert caught.value.status == 503
+    assert "unreachable" in caught.value.message and "127.0.0.1" in caught.value.message
+    assert "s3cret" not in caught.value.message
