@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,11 @@ def default_threads() -> int:
 class MiniLMEmbedder:
     """Loads lazily, then embeds synchronously; callers run :meth:`embed` off the event loop.
 
-    onnxruntime sessions are thread-safe, but the caller still runs one batch at a time: on a
-    small machine parallel batches only fight over the same cores.
+    The session computes on one thread; a call with several batches runs them on up to
+    ``threads`` threads at once (onnxruntime sessions are thread-safe and release the GIL).
+    A query, one short text, therefore never wakes a second core: on two cores that core is
+    running the query's FTS5 search (hybrid at 100k chunks: p50 10.7 -> 9.4 ms), while a
+    sync's batches still use every core it is given.
     """
 
     def __init__(self, model_path: str | Path | None = None, threads: int | None = None):
@@ -95,7 +99,7 @@ class MiniLMEmbedder:
                 ) from exc
             path = self._model_path or default_model_path()
             options = ort.SessionOptions()
-            options.intra_op_num_threads = self._threads
+            options.intra_op_num_threads = 1
             # Idle worker threads otherwise spin for milliseconds after each call, taking
             # the cores from the event loop and the next query (measured: dense search at
             # 100k chunks 13.7 -> 8.8 ms p50).
@@ -145,11 +149,19 @@ class MiniLMEmbedder:
 
         # Batching texts of similar length keeps padding, and so wasted compute, small.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batches = [order[start : start + BATCH_SIZE] for start in range(0, len(order), BATCH_SIZE)]
+
+        def run(batch: list[int]) -> tuple[Any, int]:
+            return self._embed_batch(np, [texts[i] for i in batch])
+
+        if len(batches) > 1 and self._threads > 1:
+            with ThreadPoolExecutor(self._threads, thread_name_prefix="bounded-embed") as pool:
+                results = list(pool.map(run, batches))
+        else:
+            results = [run(batch) for batch in batches]
         vectors: list[list[float]] = [[] for _ in texts]
         tokens = 0
-        for start in range(0, len(order), BATCH_SIZE):
-            batch = order[start : start + BATCH_SIZE]
-            pooled, counted = self._embed_batch(np, [texts[i] for i in batch])
+        for batch, (pooled, counted) in zip(batches, results, strict=True):
             tokens += counted
             for row, index in zip(pooled.tolist(), batch, strict=True):
                 vectors[index] = row

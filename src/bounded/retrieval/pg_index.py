@@ -65,7 +65,10 @@ class PgIndex(PgReads):
         psycopg = self._psycopg
         if self._dimensions:
             try:
-                with psycopg.connect(psycopg_url(self.url), autocommit=True) as conn:
+                with psycopg.connect(psycopg_url(self.url)) as conn:  # one transaction
+                    # Replicas starting together would race on IF NOT EXISTS (a unique
+                    # violation in pg_extension): one creates, the others wait and see it.
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('bounded:pgvector'))")
                     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             except psycopg.OperationalError as exc:
                 raise StoreUnavailable(

@@ -29,10 +29,11 @@ from bounded.store.db import sqlite_path
 # were worse); the held-out half was not looked at.
 BM25_WEIGHTS = (2.0, 1.0, 1.0, 0.0)  # the acl column never adds to a score
 _MASKS = 64
-# On big indexes a word in more than 2% of chunks costs FTS5 a long posting list for little
+_TERM_COUNTS = 50_000  # document counts of query words, kept until the index changes
+# On big indexes a word in more than 5% of chunks costs FTS5 a long posting list for little
 # ranking signal; it is left out of the BM25 query (the dense side still sees it).
 PRUNE_MIN_CHUNKS = 20_000
-PRUNE_FRACTION = 0.02
+PRUNE_FRACTION = 0.05
 KEEP_RAREST = 3
 
 
@@ -70,6 +71,7 @@ class IndexReads:
         self._readers_lock = threading.Lock()
         self._vectors = VectorCache()
         self._chunk_count: tuple[int, int] = (-1, 0)
+        self._term_counts: dict[str, int] = {}
         self._masks: OrderedDict[tuple[Any, ...], npt.NDArray[np.bool_]] = OrderedDict()
 
     def _reader(self) -> sqlite3.Connection:
@@ -121,11 +123,17 @@ class IndexReads:
                 generation,
                 conn.execute("SELECT count(*) FROM chunks").fetchone()[0],
             )
+            self._term_counts = {}  # counts of the old generation may be wrong now
         total = self._chunk_count[1]
+        counts = self._term_counts
         found = {}
         for term in terms:
-            row = conn.execute("SELECT doc FROM fts_terms WHERE term = ?", (term,)).fetchone()
-            found[term] = row[0] if row else 0
+            if term not in counts:
+                if len(counts) >= _TERM_COUNTS:
+                    counts.clear()
+                row = conn.execute("SELECT doc FROM fts_terms WHERE term = ?", (term,)).fetchone()
+                counts[term] = row[0] if row else 0
+            found[term] = counts[term]
         return total, found
 
     def lexical(self, terms: list[str], viewer: Viewer, filters: Filters, limit: int) -> Ranked:
