@@ -55,3 +55,33 @@ def test_sync_status_and_search(config: Path) -> None:
 
     unknown = runner.invoke(app, ["index", "sync", "nope", "-c", str(config)])
     assert unknown.exit_code == 2
+
+
+def test_an_unreachable_index_database_is_one_clear_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    store = f"postgresql://bounded:s3cret@127.0.0.1:{free_port()}/kb?connect_timeout=2"
+    path = tmp_path / "bounded.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"store": f"sqlite:///{tmp_path / 'bounded.db'}"},
+                "collections": {
+                    "kb": {"store": store, "sources": [{"kind": "folder", "path": str(tmp_path)}]}
+                },
+            }
+        )
+    )
+    entry = "from bounded.cli.main import main; main()"
+    run = subprocess.run(
+        [sys.executable, "-c", entry, "index", "status", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "error" in run.stderr and "unreachable" in run.stderr and "127.0.0.1" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout and "s3cret" not in run.stderr

@@ -54,3 +54,17 @@ def test_the_gateway_hook_opens_nothing_without_collections_and_keeps_the_servic
     assert service is not None and service.names == ["handbook"]
     assert open_service(config, previous=service) is service  # reload keeps it
     assert open_service(bare, previous=service) is None
+
+
+def test_a_collection_store_must_be_sqlite_or_postgresql() -> None:
+    valid = BASE.replace("handbok", "handbook")
+    at = "    chunking:"
+    scaled = valid.replace(at, "    store: postgresql://db.internal/bounded\n" + at)
+    assert parse_config(scaled, env={}).collections["handbook"].store == (
+        "postgresql://db.internal/bounded"
+    )
+    wrong = valid.replace(at, "    store: mysql://db.internal/bounded\n" + at)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(wrong, env={})
+    problem = next(p for p in caught.value.problems if p.path == "collections.handbook.store")
+    assert "sqlite:///" in problem.message and "pgvector" in problem.message

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bounded.config.loader import ConfigError, load_config
@@ -224,4 +225,12 @@ _register_spend(app, _load)
 
 
 def main() -> None:
-    app()
+    from bounded.errors import BoundedError
+
+    try:
+        app()
+    except BoundedError as exc:
+        # An expected failure (an index database down, a missing model): one clear line
+        # and a non-zero exit, not a traceback.
+        err.print(f"[bold red]error[/]: {escape(exc.message)}")
+        raise SystemExit(1) from None

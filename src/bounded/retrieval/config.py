@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_INCLUDE = (
     "**/*.md",
@@ -106,8 +106,17 @@ class CollectionConfig(_Frozen):
         None,
         description="sqlite:///path, or postgresql://... (with pgvector) to scale out; "
         "default: collections/NAME.db beside server.store",
-        pattern=r"^(sqlite:///|postgres(ql)?(\+psycopg)?://)",
     )
+
+    @field_validator("store")
+    @classmethod
+    def _known_engine(cls, url: str | None) -> str | None:
+        if url is None or url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            return url
+        raise ValueError(
+            "a collection store is sqlite:///path/to/file.db (embedded) or "
+            "postgresql://user@host/db (PostgreSQL with the pgvector extension)"
+        )
 
 
 class FeatureRetrieval(_Frozen):

@@ -1,10 +1,13 @@
-"""Hybrid search: BM25 (FTS5) and exact dense vectors, fused by reciprocal rank fusion.
+"""Hybrid search: lexical and dense rankings from the index, fused by reciprocal rank fusion.
 
     hits = search(index, embedder, "how do I rotate a key", viewer=Viewer.of("ops"), top_k=5)
 
-- BM25 asks FTS5 for any of the query's words (stop words dropped): FTS5's default AND
+- Lexical asks the index for chunks holding any of the query's words (stop words dropped;
+  FTS5 BM25 in the embedded engine, PostgreSQL full text in scale-out): an AND of all words
   would miss a relevant passage for want of one word.
-- Dense scores every visible chunk (exact, no approximate index) and keeps the best.
+- Dense asks the index for the nearest chunks to the query's embedding (an exact int8 scan
+  embedded, HNSW in pgvector).
+- Both see only what the viewer may see and what the filters allow, inside the index query.
 - RRF (k=60) adds 1/(k + rank) from each list, so neither score scale dominates.
 - MMR, when asked for, re-picks from the fused candidates, trading relevance for diversity.
 """
