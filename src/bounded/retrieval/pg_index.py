@@ -12,9 +12,12 @@ replaced in one transaction, so a reader sees it switch from old to new whole.
 
 What each part of a search uses:
 
-- Lexical: a weighted ``tsvector`` (title A, headings B, text C, english stemming) in a GIN
-  index, ranked with ``ts_rank`` (length-normalised). PostgreSQL has no BM25; SciFact
-  quality of both engines is printed side by side by ``bench/retrieval_scifact.py``.
+- Lexical: BM25. PostgreSQL parses each chunk into a weighted ``tsvector`` (title A,
+  headings B, text C; ``english`` stemming), and its lexemes are kept as postings (lexeme,
+  chunk, weighted frequency) beside a running chunk count and total length, so a query
+  reads only the postings of its own words. PostgreSQL's own ``ts_rank`` knows nothing of
+  document frequency: SciFact nDCG@10 0.578, against 0.718 for BM25 in FTS5.
+  ``bench/retrieval_pgvector.py`` prints both engines side by side.
 - Dense: ``embedding <=> query`` (cosine distance) over an HNSW index.
 - Access labels and metadata sit on each chunk row (copied from its document), so both
   conditions are in the WHERE clause of the statement that ranks: the engine never returns
@@ -36,10 +39,7 @@ from bounded.errors import StoreUnavailable
 from bounded.retrieval.documents import HEADING_SEPARATOR, Chunk, ParsedDocument
 from bounded.retrieval.embedding import Matrix
 from bounded.retrieval.pg_read import PgReads, guarded
-from bounded.retrieval.pg_sql import (
-    redacted,
-    schema_sql,
-)
+from bounded.retrieval.pg_sql import forget_sql, postings_sql, redacted, schema_sql
 from bounded.store.db import psycopg_url
 
 
@@ -107,6 +107,8 @@ class PgIndex(PgReads):
         labels = sorted(set(doc.labels))
         metadata = orjson.dumps(doc.metadata).decode()
         with self._transaction() as conn:
+            old = f"SELECT id FROM {s}.documents WHERE doc_id = %(doc_id)s"
+            conn.execute(forget_sql(s, old), {"doc_id": doc.doc_id})
             conn.execute(f"DELETE FROM {s}.documents WHERE doc_id = %s", (doc.doc_id,))
             doc_row = conn.execute(
                 f"INSERT INTO {s}.documents (doc_id, item, content_hash, title, metadata, "
@@ -156,6 +158,8 @@ class PgIndex(PgReads):
                     f"setweight(to_tsvector('english', %s), 'C'){marks})",
                     rows,
                 )
+            for statement in postings_sql(s):
+                conn.execute(statement, {"doc": doc_row})
 
     @guarded
     def finish_item(
@@ -169,6 +173,8 @@ class PgIndex(PgReads):
     ) -> int:
         s, now = self.schema, time.time()
         with self._transaction() as conn:
+            gone = f"SELECT id FROM {s}.documents WHERE item = %s AND NOT doc_id = ANY(%s)"
+            conn.execute(forget_sql(s, gone), (uri, sorted(keep)))
             stale = conn.execute(
                 f"DELETE FROM {s}.documents WHERE item = %s AND NOT doc_id = ANY(%s) RETURNING id",
                 (uri, sorted(keep)),
@@ -197,6 +203,8 @@ class PgIndex(PgReads):
     @guarded
     def delete_item(self, uri: str) -> int:
         with self._transaction() as conn:
+            of_item = f"SELECT id FROM {self.schema}.documents WHERE item = %s"
+            conn.execute(forget_sql(self.schema, of_item), (uri,))
             gone = conn.execute(
                 f"DELETE FROM {self.schema}.documents WHERE item = %s RETURNING id", (uri,)
             ).fetchall()

@@ -20,9 +20,8 @@ from bounded.retrieval.embedding import Matrix
 from bounded.retrieval.index import ChunkRecord, Filters, ItemState, Ranked
 from bounded.retrieval.pg_sql import (
     EF_SEARCH_MIN,
-    RANK_NORMALISATION,
-    RANK_WEIGHTS,
     access_condition,
+    bm25_sql,
     filter_condition,
     redacted,
     schema_for,
@@ -135,20 +134,10 @@ class PgReads:
     def lexical(self, terms: list[str], viewer: Viewer, filters: Filters, limit: int) -> Ranked:
         if not terms:
             return []
-        # Any of the words, each parsed by plainto_tsquery: nothing in them is tsquery syntax.
-        query = " || ".join(["plainto_tsquery('english', %s)"] * len(terms))
         access, a_params = access_condition(viewer)
         where, f_params = filter_condition(filters)
-        rows = (
-            self._conn()
-            .execute(
-                f"WITH q AS (SELECT {query} AS q) "
-                f"SELECT c.id, ts_rank(%s, c.tsv, q.q, %s) AS score FROM {self.schema}.chunks c, q "
-                f"WHERE c.tsv @@ q.q{access}{where} ORDER BY score DESC, c.id LIMIT %s",
-                [*terms, RANK_WEIGHTS, RANK_NORMALISATION, *a_params, *f_params, limit],
-            )
-            .fetchall()
-        )
+        params = [" ".join(terms), *a_params, *f_params, limit]
+        rows = self._conn().execute(bm25_sql(self.schema, access, where), params).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
     @guarded

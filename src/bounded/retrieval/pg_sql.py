@@ -11,10 +11,17 @@ import orjson
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.index import Filters
 
-# ts_rank weights, in PostgreSQL's order {D, C, B, A}: title counts twice, like FTS5's.
-RANK_WEIGHTS = "{0, 0.5, 0.5, 1.0}"  # each at most 1
-RANK_NORMALISATION = 1  # divide by 1 + log(length): long chunks do not win by size
 EF_SEARCH_MIN = 100
+# BM25 as FTS5 computes it (k1 1.2, b 0.75), with a word in the title counting twice.
+BM25_K1 = 1.2
+BM25_B = 0.75
+# A lexeme's weighted frequency in a chunk, from unnest(tsvector) `u`: title (A) x2, heading
+# path (B) and text (C) x1.
+_WEIGHTED_TF = (
+    "(2 * coalesce(cardinality(array_positions(u.weights, 'A')), 0)"
+    " + coalesce(cardinality(array_positions(u.weights, 'B')), 0)"
+    " + coalesce(cardinality(array_positions(u.weights, 'C')), 0))"
+)
 
 
 def redacted(url: str) -> str:
@@ -47,10 +54,20 @@ def schema_sql(schema: str, dimensions: int | None) -> list[str]:
             doc_id text NOT NULL, position integer NOT NULL, heading text NOT NULL,
             text text NOT NULL, tokens integer NOT NULL,
             labels text[] NOT NULL, public boolean NOT NULL, metadata jsonb NOT NULL,
-            tsv tsvector NOT NULL{vector})""",
+            tsv tsvector NOT NULL, length real NOT NULL DEFAULT 0{vector})""",
         f"CREATE INDEX ON {schema}.chunks (doc)",
-        f"CREATE INDEX ON {schema}.chunks USING gin (tsv)",
         f"CREATE INDEX ON {schema}.chunks USING gin (labels)",
+        # PostgreSQL ranks full text without document frequencies (ts_rank: SciFact nDCG@10
+        # 0.578 against FTS5's BM25 0.718). BM25 needs them, so each chunk's lexemes are
+        # also kept as postings: (lexeme, chunk, weighted frequency), read by lexeme.
+        f"""CREATE TABLE {schema}.postings (
+            lexeme text NOT NULL,
+            chunk bigint NOT NULL REFERENCES {schema}.chunks (id) ON DELETE CASCADE,
+            tf real NOT NULL, PRIMARY KEY (lexeme, chunk))""",
+        f"CREATE INDEX ON {schema}.postings (chunk)",
+        # Chunk count and total length, kept by the write transactions, for BM25's average.
+        f"CREATE TABLE {schema}.totals (chunks bigint NOT NULL, length double precision NOT NULL)",
+        f"INSERT INTO {schema}.totals VALUES (0, 0)",
     ]
     if dimensions:
         statements.append(
@@ -80,3 +97,52 @@ def filter_condition(filters: Filters) -> tuple[str, list[Any]]:
             sql += " AND (" + " OR ".join(["c.metadata @> %s::jsonb"] * len(values)) + ")"
             params.extend(orjson.dumps({key: v}).decode() for v in values)
     return sql, params
+
+
+def postings_sql(schema: str) -> list[str]:
+    """Index the chunks of document ``%(doc)s``: postings, lengths, totals (in this order)."""
+    return [
+        f"INSERT INTO {schema}.postings (lexeme, chunk, tf) SELECT u.lexeme, c.id, "
+        f"{_WEIGHTED_TF} FROM {schema}.chunks c, unnest(c.tsv) u WHERE c.doc = %(doc)s",
+        f"UPDATE {schema}.chunks c SET length = p.length FROM (SELECT chunk, sum(tf) AS length "
+        f"FROM {schema}.postings WHERE chunk IN (SELECT id FROM {schema}.chunks "
+        "WHERE doc = %(doc)s) GROUP BY chunk) p WHERE c.id = p.chunk",
+        f"UPDATE {schema}.totals SET chunks = chunks + x.n, length = length + x.l FROM "
+        f"(SELECT count(*) AS n, coalesce(sum(length), 0) AS l FROM {schema}.chunks "
+        "WHERE doc = %(doc)s) x",
+    ]
+
+
+def forget_sql(schema: str, documents: str) -> str:
+    """Take the chunks of the documents selected by ``documents`` (a subquery of ids) out
+    of the totals; run before deleting them."""
+    return (
+        f"UPDATE {schema}.totals SET chunks = chunks - x.n, length = length - x.l FROM "
+        f"(SELECT count(*) AS n, coalesce(sum(length), 0) AS l FROM {schema}.chunks "
+        f"WHERE doc IN ({documents})) x"
+    )
+
+
+def bm25_sql(schema: str, access: str, where: str) -> str:
+    """Chunks holding any lexeme of the first parameter (the query words), best BM25 first;
+    then the access and filter parameters, then the limit. idf as Lucene's: never negative.
+
+    The CTEs are MATERIALIZED and the postings read per lexeme (LATERAL), so the plan is
+    driven by the few query lexemes whatever the statistics say; left to itself the planner
+    scanned every posting (SciFact: 257 ms, against 4 ms this way)."""
+    return f"""
+        WITH q AS MATERIALIZED (
+            SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))),
+        hits AS MATERIALIZED (
+            SELECT q.lexeme, p.chunk, p.tf FROM q CROSS JOIN LATERAL
+                (SELECT chunk, tf FROM {schema}.postings WHERE lexeme = q.lexeme) p),
+        t AS (
+            SELECT h.lexeme, ln(1 + (tot.chunks - count(*) + 0.5) / (count(*) + 0.5)) AS idf,
+                   greatest(tot.length / greatest(tot.chunks, 1), 1) AS avgdl
+            FROM hits h, {schema}.totals tot GROUP BY h.lexeme, tot.chunks, tot.length)
+        SELECT h.chunk, sum(t.idf * h.tf * {BM25_K1 + 1}
+                            / (h.tf + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * c.length / t.avgdl)))
+               AS score
+        FROM hits h JOIN t USING (lexeme) JOIN {schema}.chunks c ON c.id = h.chunk
+        WHERE TRUE{access}{where}
+        GROUP BY h.chunk ORDER BY score DESC, h.chunk LIMIT %s"""
