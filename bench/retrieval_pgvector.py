@@ -63,13 +63,13 @@ class ReusedVectors:
         conn.close()
 
     def embed(self, texts: list[str]) -> Matrix:
+        """Known chunk texts from the table, anything else (every query) by the model, and
+        nothing new remembered: query latencies include a real embedding each time."""
         missing = [t for t in texts if t not in self.known]
-        if missing:
-            for text, row in zip(missing, self.model.embed(missing), strict=True):
-                self.known[text] = row
-            self.texts_embedded += len(missing)
+        fresh = dict(zip(missing, self.model.embed(missing), strict=True)) if missing else {}
+        self.texts_embedded += len(missing)
         self.calls += 1
-        return np.stack([self.known[t] for t in texts])
+        return np.stack([self.known[t] if t in self.known else fresh[t] for t in texts])
 
 
 def pg_service(url: str, folder: Path, embedder: Any) -> RetrievalService:
@@ -138,6 +138,10 @@ def main() -> None:
         queries = scifact.load_queries(args.queries)
         qrels = scifact.load_qrels(args.qrels)
         held = {q: t for q, t in queries.items() if q in qrels and scifact.split_of(q) == "heldout"}
+        # One untimed pass each first: PostgreSQL's first reads of freshly written rows set
+        # hint bits and its autovacuum analyses the new tables, once; not a query's cost.
+        for service in (embedded, scaled):
+            scifact.evaluate(service, "scifact", held, qrels)
         results = {
             "sqlite": scifact.evaluate(embedded, "scifact", held, qrels),
             "postgres": scifact.evaluate(scaled, "scifact", held, qrels),
