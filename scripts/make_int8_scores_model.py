@@ -24,7 +24,9 @@ graph = helper.make_graph(
     [codes, query],
     [scores],
 )
-model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="bounded")
+model = helper.make_model(
+    graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="bounded"
+)
 model.ir_version = 7
 onnx.checker.check_model(model)
 OUT.write_bytes(model.SerializeToString())
