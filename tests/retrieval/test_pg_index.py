@@ -153,3 +153,20 @@ def test_bm25_weighs_rare_words_and_its_statistics_follow_every_change(
     service.sync("zoo")
     chunks, length, real_chunks, real_length = totals()
     assert chunks == real_chunks == 20 and length == pytest.approx(real_length)
+
+
+def test_a_bm25_only_collection_gains_vectors_when_given_a_model(
+    build: Build, corpus: Path
+) -> None:
+    lexical_only = build({"kb": {**_collection(corpus)["kb"], "embedding": "none"}})
+    lexical_only.sync("kb")
+    paraphrase = "I want my money back after buying something"
+    hits = lexical_only.search("kb", "rotate key", viewer=Viewer.everything(), top_k=1)
+    assert hits[0].chunk.doc_id.endswith("keys.md")
+    lexical_only.close()
+
+    with_model = build(_collection(corpus))  # same schema, embedding now the default
+    report = with_model.sync("kb")
+    assert report.texts_embedded == len(TOPICS) + 60  # every chunk, now with a vector
+    hits = with_model.search("kb", paraphrase, viewer=Viewer.everything(), mode="dense", top_k=1)
+    assert hits[0].chunk.doc_id.endswith("refunds.md")

@@ -35,7 +35,6 @@ def schema_for(collection: str) -> str:
 
 
 def schema_sql(schema: str, dimensions: int | None) -> list[str]:
-    vector = f", embedding vector({dimensions})" if dimensions else ""
     statements = [
         f"CREATE SCHEMA IF NOT EXISTS {schema}",
         f"CREATE TABLE {schema}.meta (key text PRIMARY KEY, value text NOT NULL)",
@@ -54,7 +53,7 @@ def schema_sql(schema: str, dimensions: int | None) -> list[str]:
             doc_id text NOT NULL, position integer NOT NULL, heading text NOT NULL,
             text text NOT NULL, tokens integer NOT NULL,
             labels text[] NOT NULL, public boolean NOT NULL, metadata jsonb NOT NULL,
-            tsv tsvector NOT NULL, length real NOT NULL DEFAULT 0{vector})""",
+            tsv tsvector NOT NULL, length real NOT NULL DEFAULT 0)""",
         f"CREATE INDEX ON {schema}.chunks (doc)",
         f"CREATE INDEX ON {schema}.chunks USING gin (labels)",
         # PostgreSQL ranks full text without document frequencies (ts_rank: SciFact nDCG@10
@@ -69,11 +68,16 @@ def schema_sql(schema: str, dimensions: int | None) -> list[str]:
         f"CREATE TABLE {schema}.totals (chunks bigint NOT NULL, length double precision NOT NULL)",
         f"INSERT INTO {schema}.totals VALUES (0, 0)",
     ]
-    if dimensions:
-        statements.append(
-            f"CREATE INDEX ON {schema}.chunks USING hnsw (embedding vector_cosine_ops)"
-        )
-    return statements
+    return statements + (vector_sql(schema, dimensions) if dimensions else [])
+
+
+def vector_sql(schema: str, dimensions: int) -> list[str]:
+    """The embedding column and its HNSW index; a no-op where they exist."""
+    return [
+        f"ALTER TABLE {schema}.chunks ADD COLUMN IF NOT EXISTS embedding vector({dimensions})",
+        f"CREATE INDEX IF NOT EXISTS chunks_embedding_idx ON {schema}.chunks "
+        "USING hnsw (embedding vector_cosine_ops)",
+    ]
 
 
 def access_condition(viewer: Viewer) -> tuple[str, list[Any]]:
