@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -170,3 +171,33 @@ def test_a_bm25_only_collection_gains_vectors_when_given_a_model(
     assert report.texts_embedded == len(TOPICS) + 60  # every chunk, now with a vector
     hits = with_model.search("kb", paraphrase, viewer=Viewer.everything(), mode="dense", top_k=1)
     assert hits[0].chunk.doc_id.endswith("refunds.md")
+
+
+async def test_one_database_down_does_not_hide_the_other_collections(
+    build: Build, corpus: Path, tmp_path: Path
+) -> None:
+    from starlette.applications import Starlette
+
+    from bounded.gateway.auth import Principal
+    from bounded.retrieval.routes import retrieval_routes
+
+    down = f"postgresql://bounded@127.0.0.1:{free_port()}/nowhere?connect_timeout=2"
+    service = build(
+        {
+            "kb": _collection(corpus)["kb"],
+            "archive": {"store": down, "sources": [folder(tmp_path)]},
+        }
+    )
+    service.sync("kb")
+    admin = Principal(key_id="admin", name="admin", admin=True)
+    app = Starlette(routes=retrieval_routes(lambda: service, lambda request: admin))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        listed = await http.get("/v1/collections")
+        assert listed.status_code == 200
+        by_name = {c["name"]: c for c in listed.json()["data"]}
+        assert by_name["kb"]["documents"] == len(TOPICS) + 60
+        assert by_name["archive"]["error"]["code"] == "store_unavailable"
+        searched = await http.post("/v1/collections/archive/search", json={"query": "rotate"})
+        assert searched.status_code == 503
+        assert searched.json()["error"]["code"] == "store_unavailable"

@@ -26,6 +26,7 @@ from bounded.errors import (
     InvalidRequest,
     NotFound,
     PermissionDenied,
+    StoreUnavailable,
     Unprocessable,
 )
 from bounded.retrieval.access import PrincipalLike, viewer_for
@@ -61,9 +62,16 @@ def retrieval_routes(service: ServiceRef, authenticate: Authenticate) -> list[Ro
         details = bool(getattr(principal, "admin", False))
         data = []
         if svc is not None:
-            data = await asyncio.to_thread(
-                lambda: [svc.status(name, details=details) for name in svc.names]
-            )
+            found = svc
+
+            def status(name: str) -> dict[str, Any]:
+                # One collection's database being down must not hide the others.
+                try:
+                    return found.status(name, details=details)
+                except StoreUnavailable as exc:
+                    return {"name": name, "object": "collection", **exc.body()}
+
+            data = await asyncio.to_thread(lambda: [status(name) for name in found.names])
         return _json({"object": "list", "data": data})
 
     async def search(request: Request) -> Response:
