@@ -6,6 +6,7 @@ SciFact, through the same sync and search code, in one run.
         --queries ../shared/data/scifact/queries.jsonl \\
         --qrels ../shared/data/scifact/qrels/train.tsv \\
         [--store postgresql://...]   # default: a private PostgreSQL 16 + pgvector (pgserver)
+        [--synthetic]                # also time queries at 100k synthetic chunks
 
 Run ``bench/retrieval_scifact.py`` first with the same ``--workdir``: its SQLite collection is
 the embedded side here, and its vectors are reused for the PostgreSQL sync (embedding the
@@ -34,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import retrieval_scifact as scifact
 from bounded.config.loader import parse_config
+from bounded.retrieval.access import Viewer
 from bounded.retrieval.documents import HEADING_SEPARATOR, Chunk
 from bounded.retrieval.embedding import LocalMiniLM, Matrix
 from bounded.retrieval.service import RetrievalService, collection_url
@@ -72,11 +74,11 @@ class ReusedVectors:
         return np.stack([self.known[t] if t in self.known else fresh[t] for t in texts])
 
 
-def pg_service(url: str, folder: Path, embedder: Any) -> RetrievalService:
+def pg_service(url: str, folder: Path, embedder: Any, name: str = "scifact") -> RetrievalService:
     config = {
         "server": {"store": "sqlite:///:memory:"},
         "collections": {
-            "scifact": {
+            name: {
                 "store": url,
                 "sources": [
                     {
@@ -96,6 +98,26 @@ def pg_service(url: str, folder: Path, embedder: Any) -> RetrievalService:
     )
 
 
+def synthetic(url: str, workdir: Path, queries: list[str]) -> dict[str, Any]:
+    folder = workdir / "synthetic"
+    if not any(folder.glob("synthetic-*.jsonl")):
+        sys.exit(f"no synthetic corpus in {folder}: run bench/retrieval_scifact.py first")
+    loader = pg_service(url, folder, scifact.RandomUnitVectors(), "synthetic")
+    report, ingest = scifact.timed(lambda: loader.sync("synthetic"))
+    loader.close()
+    scifact.log(f"PostgreSQL synthetic: {report.chunks_written} chunks in {ingest:.1f} s")
+    service = pg_service(url, folder, LocalMiniLM(), "synthetic")
+    figures: dict[str, Any] = {"ingest_s": round(ingest, 1)}
+    figures["chunks"] = service.status("synthetic")["chunks"]
+    everyone = Viewer.everything()
+    for mode in scifact.MODES:
+        scifact.query_latencies(service, "synthetic", queries, mode, everyone)  # warm-up
+        times = scifact.query_latencies(service, "synthetic", queries, mode, everyone)
+        figures[mode] = scifact.percentiles(times)
+    service.close()
+    return figures
+
+
 def start_pgserver() -> tuple[str, Any, Path]:
     root = Path(tempfile.mkdtemp(prefix="bounded-bench-pg-"))
     with warnings.catch_warnings():
@@ -113,6 +135,12 @@ def main() -> None:
     parser.add_argument("--qrels", type=Path, required=True)
     parser.add_argument("--workdir", type=Path, default=Path("bench/results/retrieval"))
     parser.add_argument("--store", help="postgresql:// URL with pgvector; default: pgserver")
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="also load retrieval_scifact.py's synthetic 100k-chunk corpus (random vectors) "
+        "and time queries on it",
+    )
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     folder = workdir / "corpus"
@@ -149,6 +177,7 @@ def main() -> None:
         status = scaled.status("scifact")
         scaled.close()
         embedded.close()
+        large = synthetic(url, workdir, list(held.values())) if args.synthetic else None
     finally:
         if server is not None:
             server.cleanup()
@@ -173,6 +202,14 @@ def main() -> None:
                 figures[f"{engine}_{mode}_{metric}"] = round(f[metric], 4)
     figures["postgres_ingest_s"] = round(ingest, 1)
     figures["postgres_resync_s"] = round(resync, 4)
+    if large:
+        print(f"PostgreSQL at {large['chunks']} synthetic chunks (sync {large['ingest_s']} s):")
+        for mode in scifact.MODES:
+            f = large[mode]
+            print(f"  {mode:7} p50 {f['p50_ms']:6.2f} ms   p99 {f['p99_ms']:6.2f} ms")
+            figures[f"postgres_100k_{mode}_p50_ms"] = round(f["p50_ms"], 2)
+            figures[f"postgres_100k_{mode}_p99_ms"] = round(f["p99_ms"], 2)
+        figures["postgres_100k_ingest_s"] = large["ingest_s"]
     print(json.dumps(figures))
 
 
