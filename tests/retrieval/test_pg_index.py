@@ -139,12 +139,19 @@ def test_bm25_weighs_rare_words_and_its_statistics_follow_every_change(
     assert url
 
     def totals() -> tuple[int, float, int, float]:
+        schema = schema_for("zoo")
         with psycopg.connect(url) as conn:
-            kept = conn.execute(f"SELECT chunks, length FROM {schema_for('zoo')}.totals").fetchone()
+            kept = conn.execute(f"SELECT chunks, length FROM {schema}.totals").fetchone()
             real = conn.execute(
-                f"SELECT count(*), coalesce(sum(length), 0) FROM {schema_for('zoo')}.chunks"
+                f"SELECT count(*), coalesce(sum(length), 0) FROM {schema}.chunks"
             ).fetchone()
-        assert kept and real
+            # Every word's kept document frequency equals its postings, deletions included.
+            wrong = conn.execute(
+                f"SELECT count(*) FROM {schema}.lexicon l FULL JOIN (SELECT lexeme, count(*) "
+                f"AS n FROM {schema}.postings GROUP BY lexeme) p USING (lexeme) "
+                "WHERE coalesce(l.df, 0) <> coalesce(p.n, 0)"
+            ).fetchone()
+        assert kept and real and wrong == (0,)
         return int(kept[0]), float(kept[1]), int(real[0]), float(real[1])
 
     chunks, length, real_chunks, real_length = totals()

@@ -119,7 +119,8 @@ class PgIndex(PgReads):
         metadata = orjson.dumps(doc.metadata).decode()
         with self._transaction() as conn:
             old = f"SELECT id FROM {s}.documents WHERE doc_id = %(doc_id)s"
-            conn.execute(forget_sql(s, old), {"doc_id": doc.doc_id})
+            for statement in forget_sql(s, old):
+                conn.execute(statement, {"doc_id": doc.doc_id})
             conn.execute(f"DELETE FROM {s}.documents WHERE doc_id = %s", (doc.doc_id,))
             doc_row = conn.execute(
                 f"INSERT INTO {s}.documents (doc_id, item, content_hash, title, metadata, "
@@ -185,7 +186,8 @@ class PgIndex(PgReads):
         s, now = self.schema, time.time()
         with self._transaction() as conn:
             gone = f"SELECT id FROM {s}.documents WHERE item = %s AND NOT doc_id = ANY(%s)"
-            conn.execute(forget_sql(s, gone), (uri, sorted(keep)))
+            for statement in forget_sql(s, gone):
+                conn.execute(statement, (uri, sorted(keep)))
             stale = conn.execute(
                 f"DELETE FROM {s}.documents WHERE item = %s AND NOT doc_id = ANY(%s) RETURNING id",
                 (uri, sorted(keep)),
@@ -215,7 +217,8 @@ class PgIndex(PgReads):
     def delete_item(self, uri: str) -> int:
         with self._transaction() as conn:
             of_item = f"SELECT id FROM {self.schema}.documents WHERE item = %s"
-            conn.execute(forget_sql(self.schema, of_item), (uri,))
+            for statement in forget_sql(self.schema, of_item):
+                conn.execute(statement, (uri,))
             gone = conn.execute(
                 f"DELETE FROM {self.schema}.documents WHERE item = %s RETURNING id", (uri,)
             ).fetchall()

@@ -12,6 +12,10 @@ from bounded.retrieval.access import Viewer
 from bounded.retrieval.index import Filters
 
 EF_SEARCH_MIN = 100
+# The same large-index guard as the embedded engine's (store_read.py).
+PRUNE_MIN_CHUNKS = 20_000
+PRUNE_FRACTION = 0.05
+KEEP_RAREST = 3
 # BM25 as FTS5 computes it (k1 1.2, b 0.75), with a word in the title counting twice.
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -64,6 +68,9 @@ def schema_sql(schema: str, dimensions: int | None) -> list[str]:
             chunk bigint NOT NULL REFERENCES {schema}.chunks (id) ON DELETE CASCADE,
             tf real NOT NULL, PRIMARY KEY (lexeme, chunk))""",
         f"CREATE INDEX ON {schema}.postings (chunk)",
+        # Chunks per lexeme (document frequency), kept by the write transactions: BM25's idf,
+        # and which words of a query are too common to be worth reading on a big index.
+        f"CREATE TABLE {schema}.lexicon (lexeme text PRIMARY KEY, df integer NOT NULL)",
         # Chunk count and total length, kept by the write transactions, for BM25's average.
         f"CREATE TABLE {schema}.totals (chunks bigint NOT NULL, length double precision NOT NULL)",
         f"INSERT INTO {schema}.totals VALUES (0, 0)",
@@ -114,22 +121,34 @@ def postings_sql(schema: str) -> list[str]:
         f"UPDATE {schema}.totals SET chunks = chunks + x.n, length = length + x.l FROM "
         f"(SELECT count(*) AS n, coalesce(sum(length), 0) AS l FROM {schema}.chunks "
         "WHERE doc = %(doc)s) x",
+        f"INSERT INTO {schema}.lexicon AS l (lexeme, df) SELECT lexeme, count(*) FROM "
+        f"{schema}.postings WHERE chunk IN (SELECT id FROM {schema}.chunks WHERE doc = %(doc)s) "
+        "GROUP BY lexeme ON CONFLICT (lexeme) DO UPDATE SET df = l.df + excluded.df",
     ]
 
 
-def forget_sql(schema: str, documents: str) -> str:
-    """Take the chunks of the documents selected by ``documents`` (a subquery of ids) out
-    of the totals; run before deleting them."""
-    return (
+def forget_sql(schema: str, documents: str) -> list[str]:
+    """Take the chunks of the documents selected by ``documents`` (a subquery of ids, with
+    its parameters given once per statement) out of the totals and the document
+    frequencies; run before deleting them."""
+    chunks = f"SELECT id FROM {schema}.chunks WHERE doc IN ({documents})"
+    return [
         f"UPDATE {schema}.totals SET chunks = chunks - x.n, length = length - x.l FROM "
         f"(SELECT count(*) AS n, coalesce(sum(length), 0) AS l FROM {schema}.chunks "
-        f"WHERE doc IN ({documents})) x"
-    )
+        f"WHERE id IN ({chunks})) x",
+        f"UPDATE {schema}.lexicon l SET df = l.df - x.n FROM (SELECT lexeme, count(*) AS n "
+        f"FROM {schema}.postings WHERE chunk IN ({chunks}) GROUP BY lexeme) x "
+        "WHERE l.lexeme = x.lexeme",
+    ]
 
 
 def bm25_sql(schema: str, access: str, where: str) -> str:
     """Chunks holding any lexeme of the first parameter (the query words), best BM25 first;
     then the access and filter parameters, then the limit. idf as Lucene's: never negative.
+
+    On big indexes the words in more than ``PRUNE_FRACTION`` of the chunks are not read (the
+    rarest ``KEEP_RAREST`` always are), as the embedded engine does with FTS5: a common word
+    means reading and joining tens of thousands of postings for little ranking signal.
 
     The CTEs are MATERIALIZED and the postings read per lexeme (LATERAL), so the plan is
     driven by the few query lexemes whatever the statistics say; left to itself the planner
@@ -137,16 +156,21 @@ def bm25_sql(schema: str, access: str, where: str) -> str:
     return f"""
         WITH q AS MATERIALIZED (
             SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))),
-        hits AS MATERIALIZED (
-            SELECT q.lexeme, p.chunk, p.tf FROM q CROSS JOIN LATERAL
-                (SELECT chunk, tf FROM {schema}.postings WHERE lexeme = q.lexeme) p),
-        t AS (
-            SELECT h.lexeme, ln(1 + (tot.chunks - count(*) + 0.5) / (count(*) + 0.5)) AS idf,
+        tot AS MATERIALIZED (SELECT chunks, length FROM {schema}.totals),
+        words AS MATERIALIZED (
+            SELECT l.lexeme, l.df, row_number() OVER (ORDER BY l.df, l.lexeme) AS rarity
+            FROM {schema}.lexicon l JOIN q USING (lexeme) WHERE l.df > 0),
+        t AS MATERIALIZED (
+            SELECT w.lexeme, ln(1 + (tot.chunks - w.df + 0.5) / (w.df + 0.5)) AS idf,
                    greatest(tot.length / greatest(tot.chunks, 1), 1) AS avgdl
-            FROM hits h, {schema}.totals tot GROUP BY h.lexeme, tot.chunks, tot.length)
-        SELECT h.chunk, sum(t.idf * h.tf * {BM25_K1 + 1}
-                            / (h.tf + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * c.length / t.avgdl)))
+            FROM words w, tot
+            WHERE tot.chunks < {PRUNE_MIN_CHUNKS} OR w.rarity <= {KEEP_RAREST}
+               OR w.df <= tot.chunks * {PRUNE_FRACTION})
+        SELECT p.chunk, sum(t.idf * p.tf * {BM25_K1 + 1}
+                            / (p.tf + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * c.length / t.avgdl)))
                AS score
-        FROM hits h JOIN t USING (lexeme) JOIN {schema}.chunks c ON c.id = h.chunk
+        FROM t CROSS JOIN LATERAL
+            (SELECT chunk, tf FROM {schema}.postings WHERE lexeme = t.lexeme) p
+            JOIN {schema}.chunks c ON c.id = p.chunk
         WHERE TRUE{access}{where}
-        GROUP BY h.chunk ORDER BY score DESC, h.chunk LIMIT %s"""
+        GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT %s"""
