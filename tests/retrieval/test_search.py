@@ -92,3 +92,29 @@ async def test_the_refresher_syncs_what_is_due_and_waits_for_the_rest(
     assert 1.0 <= wait <= 60.0
     wait = await refresh_due(service, clock=lambda: last + 3601)
     assert float(service.index("kb").get_meta("last_sync_at") or 0) > last
+
+
+@pytest.mark.parametrize("engine", ["sqlite"])
+def test_bm25_in_two_halves_ranks_exactly_as_in_one_query(
+    service: RetrievalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bounded.retrieval import store_read
+
+    def bm25(query: str, viewer: Viewer) -> list[tuple[str, float]]:
+        hits = service.search("kb", query, viewer=viewer, mode="bm25", top_k=20)
+        return [(Path(h.chunk.doc_id).name, h.score) for h in hits]
+
+    queries = ["cats sleep days", "kittens play afternoon office", "five days three"]
+    viewers = [Viewer.everything(), Viewer.of()]
+    monkeypatch.setattr(store_read, "SPLIT_MIN_CHUNKS", 10**9)
+    assert not service.index("kb").lexical_splits()
+    whole = [bm25(q, v) for q in queries for v in viewers]
+    monkeypatch.setattr(store_read, "SPLIT_MIN_CHUNKS", 0)  # every index counts as big
+    assert service.index("kb").lexical_splits()
+    assert [bm25(q, v) for q in queries for v in viewers] == whole
+    # The halves really are halves: each alone misses what lies in the other.
+    index = service.index("kb")
+    lower = index.lexical(["days"], Viewer.everything(), {}, 10, (0.0, 0.5))
+    upper = index.lexical(["days"], Viewer.everything(), {}, 10, (0.5, 1.0))
+    assert lower and upper and not {c for c, _ in lower} & {c for c, _ in upper}
+    assert sorted(lower + upper) == sorted(index.lexical(["days"], Viewer.everything(), {}, 10))

@@ -20,6 +20,8 @@ from bounded.retrieval.embedding import Matrix
 
 Filters = dict[str, Any]
 Ranked = list[tuple[int, float]]  # (chunk id, score), best first
+Share = tuple[float, float]  # a slice of the chunk-id range, as fractions of it
+WHOLE: Share = (0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +50,20 @@ class ItemState:
 
 
 class SearchableIndex(Protocol):
-    def lexical(self, terms: list[str], viewer: Viewer, filters: Filters, limit: int) -> Ranked:
-        """BM25 over title, headings and text for chunks holding any of ``terms``."""
+    def lexical(
+        self,
+        terms: list[str],
+        viewer: Viewer,
+        filters: Filters,
+        limit: int,
+        share: Share = WHOLE,
+    ) -> Ranked:
+        """BM25 over title, headings and text for chunks holding any of ``terms``; with a
+        ``share``, only the chunks in that slice of the id range, scored as in the whole."""
+        ...
+
+    def lexical_splits(self) -> bool:
+        """Whether a lexical query is faster run as slices on several cores at once."""
         ...
 
     def dense(

@@ -17,7 +17,7 @@ from bounded.errors import StoreUnavailable
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.documents import HEADING_SEPARATOR
 from bounded.retrieval.embedding import Matrix
-from bounded.retrieval.index import ChunkRecord, Filters, ItemState, Ranked
+from bounded.retrieval.index import WHOLE, ChunkRecord, Filters, ItemState, Ranked, Share
 from bounded.retrieval.pg_sql import (
     EF_SEARCH_MIN,
     access_condition,
@@ -131,7 +131,16 @@ class PgReads:
         return str(row[0]) if row else None
 
     @guarded
-    def lexical(self, terms: list[str], viewer: Viewer, filters: Filters, limit: int) -> Ranked:
+    def lexical(
+        self,
+        terms: list[str],
+        viewer: Viewer,
+        filters: Filters,
+        limit: int,
+        share: Share = WHOLE,
+    ) -> Ranked:
+        if share != WHOLE:
+            raise ValueError("the PostgreSQL engine answers a lexical query whole")
         if not terms:
             return []
         access, a_params = access_condition(viewer)
@@ -139,6 +148,9 @@ class PgReads:
         params = [" ".join(terms), *a_params, *f_params, limit]
         rows = self._conn().execute(bm25_sql(self.schema, access, where), params).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def lexical_splits(self) -> bool:
+        return False  # slicing was measured to pay on the embedded engine only
 
     @guarded
     def dense(
