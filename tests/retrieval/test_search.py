@@ -107,14 +107,15 @@ def test_bm25_in_two_halves_ranks_exactly_as_in_one_query(
     queries = ["cats sleep days", "kittens play afternoon office", "five days three"]
     viewers = [Viewer.everything(), Viewer.of()]
     monkeypatch.setattr(store_read, "SPLIT_MIN_CHUNKS", 10**9)
-    assert not service.index("kb").lexical_splits()
+    assert service.index("kb").lexical_halves() == []
     whole = [bm25(q, v) for q in queries for v in viewers]
     monkeypatch.setattr(store_read, "SPLIT_MIN_CHUNKS", 0)  # every index counts as big
-    assert service.index("kb").lexical_splits()
+    halves = service.index("kb").lexical_halves()
+    assert len(halves) == 2
     assert [bm25(q, v) for q in queries for v in viewers] == whole
     # The halves really are halves: each alone misses what lies in the other.
     index = service.index("kb")
-    lower = index.lexical(["days"], Viewer.everything(), {}, 10, (0.0, 0.5))
-    upper = index.lexical(["days"], Viewer.everything(), {}, 10, (0.5, 1.0))
+    lower = index.lexical(["days"], Viewer.everything(), {}, 10, halves[0])
+    upper = index.lexical(["days"], Viewer.everything(), {}, 10, halves[1])
     assert lower and upper and not {c for c, _ in lower} & {c for c, _ in upper}
     assert sorted(lower + upper) == sorted(index.lexical(["days"], Viewer.everything(), {}, 10))

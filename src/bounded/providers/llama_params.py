@@ -1,7 +1,7 @@
 """Model parameters llama-cpp-python does not let ``Llama(...)`` set.
 
 ``use_extra_bufts``: llama.cpp repacks weights into "extra" CPU buffer types, among them
-Intel AMX tiles where the CPU has them. On this project's machines (Sapphire Rapids, AMX
+Intel AMX tiles where the CPU has them. On some of this project's machines (Sapphire Rapids, AMX
 present) a llama-cpp-python 0.3.36 build compiled with ``-march=native`` crashes with a
 segfault inside ``ggml_backend_amx_mul_mat`` on the first decode. The plain CPU kernels
 are what the 135M default model needs anyway, so bounded turns the extra buffers off.

@@ -20,8 +20,9 @@ from bounded.retrieval.embedding import Matrix
 
 Filters = dict[str, Any]
 Ranked = list[tuple[int, float]]  # (chunk id, score), best first
-Share = tuple[float, float]  # a slice of the chunk-id range, as fractions of it
-WHOLE: Share = (0.0, 1.0)
+# Chunk ids from (inclusive) to (exclusive); None leaves that end open.
+RowRange = tuple[int | None, int | None]
+ALL_ROWS: RowRange = (None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +57,15 @@ class SearchableIndex(Protocol):
         viewer: Viewer,
         filters: Filters,
         limit: int,
-        share: Share = WHOLE,
+        rows: RowRange = ALL_ROWS,
     ) -> Ranked:
-        """BM25 over title, headings and text for chunks holding any of ``terms``; with a
-        ``share``, only the chunks in that slice of the id range, scored as in the whole."""
+        """BM25 over title, headings and text for chunks holding any of ``terms``; with
+        ``rows``, only the chunks in that id range, each scored as in the whole index."""
         ...
 
-    def lexical_splits(self) -> bool:
-        """Whether a lexical query is faster run as slices on several cores at once."""
+    def lexical_halves(self) -> list[RowRange]:
+        """Two id ranges that split a lexical query in even halves, where running them on
+        two cores at once pays; else none."""
         ...
 
     def dense(

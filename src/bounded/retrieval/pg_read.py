@@ -17,7 +17,7 @@ from bounded.errors import StoreUnavailable
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.documents import HEADING_SEPARATOR
 from bounded.retrieval.embedding import Matrix
-from bounded.retrieval.index import WHOLE, ChunkRecord, Filters, ItemState, Ranked, Share
+from bounded.retrieval.index import ALL_ROWS, ChunkRecord, Filters, ItemState, Ranked, RowRange
 from bounded.retrieval.pg_sql import (
     EF_SEARCH_MIN,
     access_condition,
@@ -137,20 +137,20 @@ class PgReads:
         viewer: Viewer,
         filters: Filters,
         limit: int,
-        share: Share = WHOLE,
+        rows: RowRange = ALL_ROWS,
     ) -> Ranked:
-        if share != WHOLE:
+        if rows != ALL_ROWS:
             raise ValueError("the PostgreSQL engine answers a lexical query whole")
         if not terms:
             return []
         access, a_params = access_condition(viewer)
         where, f_params = filter_condition(filters)
         params = [" ".join(terms), *a_params, *f_params, limit]
-        rows = self._conn().execute(bm25_sql(self.schema, access, where), params).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]
+        found = self._conn().execute(bm25_sql(self.schema, access, where), params).fetchall()
+        return [(int(r[0]), float(r[1])) for r in found]
 
-    def lexical_splits(self) -> bool:
-        return False  # slicing was measured to pay on the embedded engine only
+    def lexical_halves(self) -> list[RowRange]:
+        return []  # halving was measured to pay on the embedded engine only
 
     @guarded
     def dense(

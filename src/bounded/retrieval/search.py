@@ -24,7 +24,7 @@ import numpy as np
 
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.embedding import Embedder, Matrix
-from bounded.retrieval.index import ChunkRecord, SearchableIndex
+from bounded.retrieval.index import ChunkRecord, RowRange, SearchableIndex
 
 Mode = Literal["bm25", "dense", "hybrid"]
 RRF_K = 60
@@ -262,29 +262,30 @@ class _Lexical:
         self._run = functools.partial(index.lexical, terms, viewer, filters, limit)
         self._limit = limit
         self._pending: Future[list[tuple[int, float]]] | None = None
-        self._halves = False
+        self._upper: RowRange | None = None
         self._done: list[tuple[int, float]] = []
         if not terms:
             return
-        if beside:
+        halves = [] if beside else index.lexical_halves()
+        if halves:
+            self._pending = _lexical_pool().submit(self._run, halves[0])
+            self._upper = halves[1]
+        elif beside:
             self._pending = _lexical_pool().submit(self._run)
-        elif index.lexical_splits():
-            self._pending = _lexical_pool().submit(self._run, (0.0, 0.5))
-            self._halves = True
         else:
             self._done = self._run()
 
     @property
     def beside_dense(self) -> bool:
         """Whether a worker thread runs BM25 while the dense half runs in this one."""
-        return self._pending is not None and not self._halves
+        return self._pending is not None and self._upper is None
 
     def result(self) -> list[tuple[int, float]]:
         if self._pending is None:
             return self._done
-        if not self._halves:
+        if self._upper is None:
             return self._pending.result()
-        upper = self._run((0.5, 1.0))
+        upper = self._run(self._upper)
         merged = sorted(self._pending.result() + upper, key=lambda pair: -pair[1])
         return merged[: self._limit]
 

@@ -20,7 +20,7 @@ import orjson
 
 from bounded.retrieval.access import Viewer, acl_match
 from bounded.retrieval.documents import HEADING_SEPARATOR
-from bounded.retrieval.index import WHOLE, ChunkRecord, Filters, Ranked, Share
+from bounded.retrieval.index import ALL_ROWS, ChunkRecord, Filters, Ranked, RowRange
 from bounded.retrieval.stemming import porter
 from bounded.retrieval.vectors import VectorCache, VectorSnapshot
 from bounded.store.db import sqlite_path
@@ -36,10 +36,10 @@ _TERM_COUNTS = 50_000  # document counts of query words, kept until the index ch
 PRUNE_MIN_CHUNKS = 20_000
 PRUNE_FRACTION = 0.05
 KEEP_RAREST = 3
-# On big indexes an FTS5 query is run as slices of the chunk-id range on two cores at once
-# (search.py): bm25() takes its statistics (document counts, average length) from the whole
-# index, so a row scores the same in a slice as in the whole query. Each slice costs ~0.5 ms
-# plus its share of ~8 ms (SciFact queries at 105k chunks).
+# On big indexes a BM25-only query runs as two FTS5 queries, one per half of the chunk-id
+# range, on two cores at once (search.py): bm25() takes its statistics (document counts,
+# average length) from the whole index, so a row scores the same in a half as in the whole
+# query. Each half costs ~0.5 ms plus its share of ~8 ms (SciFact queries at 105k chunks).
 SPLIT_MIN_CHUNKS = 20_000
 _CORES = os.cpu_count() or 1
 
@@ -153,7 +153,7 @@ class IndexReads:
         viewer: Viewer,
         filters: Filters,
         limit: int,
-        share: Share = WHOLE,
+        rows: RowRange = ALL_ROWS,
     ) -> Ranked:
         if not terms:
             return []
@@ -164,11 +164,15 @@ class IndexReads:
             viewer,
             filters,
             limit,
-            share,
+            rows,
         )
 
-    def lexical_splits(self) -> bool:
-        return _CORES >= 2 and self._chunks()[0] >= SPLIT_MIN_CHUNKS
+    def lexical_halves(self) -> list[RowRange]:
+        total, low, high = self._chunks()
+        if _CORES < 2 or total < SPLIT_MIN_CHUNKS:
+            return []
+        middle = (low + high + 1) // 2  # chunk ids are dense enough for ids to split work
+        return [(None, middle), (middle, None)]
 
     def _prune(self, terms: list[str]) -> list[str]:
         if len(terms) <= KEEP_RAREST:
@@ -183,7 +187,7 @@ class IndexReads:
         return kept if len(kept) >= KEEP_RAREST else by_rarity[:KEEP_RAREST]
 
     def bm25(
-        self, match: str, viewer: Viewer, filters: Filters, limit: int, share: Share = WHOLE
+        self, match: str, viewer: Viewer, filters: Filters, limit: int, rows: RowRange = ALL_ROWS
     ) -> Ranked:
         # The words may only match the text columns; access is one more FTS5 term, so the
         # engine itself never yields a forbidden row (faster than a join, too).
@@ -194,21 +198,22 @@ class IndexReads:
         where, more = filter_sql(filters)
         weights = ", ".join(str(w) for w in BM25_WEIGHTS)
         join = " JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc"
+        # FTS5 seeks its posting lists to a rowid range instead of reading them whole.
         span = ""
-        if share != WHOLE:
-            _, low, high = self._chunks()
-            width = high - low + 1
-            # FTS5 seeks its posting lists to a rowid range instead of reading them whole.
-            span = " AND f.rowid >= ? AND f.rowid < ?"
-            more += [low + int(share[0] * width), low + int(share[1] * width)]
+        if rows[0] is not None:
+            span += " AND f.rowid >= ?"
+            more.append(rows[0])
+        if rows[1] is not None:
+            span += " AND f.rowid < ?"
+            more.append(rows[1])
         sql = (
             f"SELECT f.rowid, bm25(chunks_fts, {weights}) AS score FROM chunks_fts f"
             f"{join if where else ''} WHERE chunks_fts MATCH ?{where}{span}"
             " ORDER BY score LIMIT ?"
         )
-        rows = self._reader().execute(sql, [expression, *more, limit]).fetchall()
+        found = self._reader().execute(sql, [expression, *more, limit]).fetchall()
         # FTS5's bm25() is negative (lower is better); flip it so higher is better everywhere.
-        return [(int(r[0]), -float(r[1])) for r in rows]
+        return [(int(r[0]), -float(r[1])) for r in found]
 
     def dense(
         self,

@@ -19,6 +19,7 @@ list and drop the missing rows.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from bounded.retrieval.embedding import Matrix
 
 Ids = npt.NDArray[np.int64]
 Codes = npt.NDArray[np.int8]
+# A scan alone may use a few cores; past four, 40 MB per query is bound by memory anyway.
+_SCAN_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def quantize(vectors: Matrix) -> tuple[Codes, Matrix]:
@@ -53,7 +56,7 @@ class VectorSnapshot:
         ``one_core``: while FTS5 works on the other core, a second thread only fights it."""
         peak = float(np.abs(query).max()) or 1.0
         q = np.rint(query * (127.0 / peak)).astype(np.int8).reshape(1, -1)
-        raw = simsimd.cdist(q, self.codes, metric="dot", threads=1 if one_core else 2)
+        raw = simsimd.cdist(q, self.codes, metric="dot", threads=1 if one_core else _SCAN_THREADS)
         return (
             np.asarray(raw, dtype=np.float32).reshape(-1) * self.scales * np.float32(peak / 127.0)
         )
