@@ -119,3 +119,37 @@ def test_bm25_in_two_halves_ranks_exactly_as_in_one_query(
     upper = index.lexical(["days"], Viewer.everything(), {}, 10, halves[1])
     assert lower and upper and not {c for c, _ in lower} & {c for c, _ in upper}
     assert sorted(lower + upper) == sorted(index.lexical(["days"], Viewer.everything(), {}, 10))
+
+
+@pytest.mark.parametrize("engine", ["sqlite"])
+def test_big_index_leaves_common_words_out_of_bm25_but_keeps_the_rarest(
+    build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bounded.retrieval import store_read
+
+    root = tmp_path / "notes"
+    root.mkdir()
+    rare = ["alpha", "beta", "gamma", "delta"]
+    for i in range(30):
+        word = rare[i] if i < len(rare) else f"filler{i}"
+        (root / f"n{i:02}.txt").write_text(f"The common report number {i} mentions {word}.")
+    svc = build({"notes": {"sources": [folder(root)], "embedding": "none"}})
+    assert not svc.sync("notes").errors
+
+    def found(query: str) -> set[str]:
+        hits = svc.search("notes", query, viewer=Viewer.everything(), mode="bm25", top_k=50)
+        return {Path(h.chunk.doc_id).stem for h in hits}
+
+    query = "common report alpha beta gamma"
+    assert len(found(query)) == 30  # a small index: every word counts
+    monkeypatch.setattr(store_read, "PRUNE_MIN_CHUNKS", 0)  # every index counts as big
+    # "common" and "report" are in every chunk: left out, so only the rare words match.
+    assert found(query) == {"n00", "n01", "n02"}
+    # With three words or fewer nothing is left out, however common.
+    assert len(found("common report")) == 30
+    # The three rarest words are always kept: here "delta" and two of the common ones.
+    hits = svc.search(
+        "notes", "common report number delta", viewer=Viewer.everything(), mode="bm25"
+    )
+    assert Path(hits[0].chunk.doc_id).stem == "n03"
+    assert len(found("common report number delta")) == 30
