@@ -34,7 +34,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import retrieval_scifact as scifact
-from bounded.config.loader import parse_config
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.documents import HEADING_SEPARATOR, Chunk
 from bounded.retrieval.embedding import LocalMiniLM, Matrix
@@ -75,27 +74,7 @@ class ReusedVectors:
 
 
 def pg_service(url: str, folder: Path, embedder: Any, name: str = "scifact") -> RetrievalService:
-    config = {
-        "server": {"store": "sqlite:///:memory:"},
-        "collections": {
-            name: {
-                "store": url,
-                "sources": [
-                    {
-                        "kind": "folder",
-                        "path": str(folder),
-                        "include": ["*.jsonl"],
-                        "max_bytes": 2**31,
-                        "jsonl": {"id": "_id"},
-                    }
-                ],
-                "refresh_interval_s": None,
-            }
-        },
-    }
-    return RetrievalService(
-        parse_config(json.dumps(config), env={}), embedders={"all-minilm-l6-v2": embedder}
-    )
+    return scifact.service_for(folder.parent, name, folder, embedder, store=url)
 
 
 def synthetic(url: str, workdir: Path, queries: list[str]) -> dict[str, Any]:

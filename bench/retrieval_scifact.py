@@ -57,11 +57,16 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def service_for(workdir: Path, name: str, folder: Path, embedder: Any) -> RetrievalService:
+def service_for(
+    workdir: Path, name: str, folder: Path, embedder: Any, store: str | None = None
+) -> RetrievalService:
+    """A service with one collection over ``folder``'s JSON Lines; ``store``: the collection's
+    own database (PostgreSQL in bench/retrieval_pgvector.py), else the embedded default."""
     config = {
         "server": {"store": f"sqlite:///{workdir / 'state' / 'bounded.db'}"},
         "collections": {
             name: {
+                **({"store": store} if store else {}),
                 "sources": [
                     {
                         "kind": "folder",
