@@ -122,7 +122,7 @@ class ProviderError(BoundedError):
     """An upstream call failed. ``kind`` is the name fallback rules match on."""
 
     kind: ClassVar[str] = "unavailable"
-    retryable: ClassVar[bool] = False
+    retryable_by_default: ClassVar[bool] = False
     status = 502
     type = "upstream_error"
 
@@ -133,15 +133,19 @@ class ProviderError(BoundedError):
         deployment: str | None = None,
         upstream_status: int | None = None,
         code: str | None = None,
+        retryable: bool | None = None,
     ):
         super().__init__(message, code=code or self.default_code or self.kind)
         self.deployment = deployment
         self.upstream_status = upstream_status
+        # Whether trying the same deployment again can help. A provider may know better
+        # than the class: a timeout of the one in-process model will not pass on a retry.
+        self.retryable = self.retryable_by_default if retryable is None else retryable
 
 
 class RateLimited(ProviderError):
     kind = "rate_limit"
-    retryable = True
+    retryable_by_default = True
     status = 429
     type = "rate_limit_error"
 
@@ -157,14 +161,14 @@ class RateLimited(ProviderError):
 
 class Timeout(ProviderError):
     kind = "timeout"
-    retryable = True
+    retryable_by_default = True
     status = 504
     type = "timeout_error"
 
 
 class Unavailable(ProviderError):
     kind = "unavailable"
-    retryable = True
+    retryable_by_default = True
     status = 502
 
 
