@@ -8,6 +8,13 @@ survives the process being killed the instant after its response left.
 
     ledger = SqlLedger(Database.open(url))
     await ledger.record(row)      # then respond
+
+One bad row never fails the others. ``record`` first checks the row against the limits
+below (a few length and range checks) and refuses one that no store could take with
+``InvalidLedgerRow`` (400) for that request alone. If the database still refuses a batch
+for what is in it, its rows are written again one at a time: the good ones are committed,
+only the one refused gets ``LedgerRowRejected`` (503). A failure of the store itself (locked,
+full, unreachable) fails the batch with ``LedgerUnavailable`` (503), as every row would.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from bounded.economics.usage import Usage
-from bounded.errors import BoundedError
+from bounded.errors import BoundedError, InvalidRequest
 from bounded.store.db import Database, sqlite_path
 
 log = logging.getLogger("bounded.ledger")
@@ -29,10 +36,74 @@ log = logging.getLogger("bounded.ledger")
 E10 = Decimal("1e10")
 
 
+# The longest text each ledger field may hold, in characters (``len``), so that the gateway
+# can refuse the same values at its edge (x-bounded-trace-id, x-bounded-session) with a
+# better message. Where a column has a type with a length it is that length; the rest stay far
+# under PostgreSQL's btree limit of about 2,700 bytes per index entry (ix_ledger_session,
+# ix_ledger_team_ts, ...): 256 characters are at most 1 KiB of UTF-8.
+MAX_TRACE_ID_CHARS = 64  # ledger.trace_id and budget_alerts.trace_id are VARCHAR(64)
+MAX_KEY_ID_CHARS = 32  # ledger.key_id is VARCHAR(32)
+MAX_SESSION_CHARS = 256  # the client's x-bounded-session, indexed
+MAX_NAME_CHARS = 256  # team, feature, arm, provider, deployment, model, usage_source, error_class
+MAX_SCOPE_CHARS = MAX_NAME_CHARS + 16  # a budget alert's scope: "feature:" + a name
+MAX_PERIOD_CHARS = 16  # budget_alerts.period is VARCHAR(16)
+INT4 = (-(2**31), 2**31 - 1)  # token counts, status and attempts are INTEGER columns
+INT8 = (-(2**63), 2**63 - 1)  # cost_e10 is BIGINT
+
+TEXT_LIMITS: dict[str, int] = {
+    "trace_id": MAX_TRACE_ID_CHARS,
+    "session_id": MAX_SESSION_CHARS,
+    "key_id": MAX_KEY_ID_CHARS,
+    **dict.fromkeys(
+        (
+            "team",
+            "feature",
+            "arm",
+            "provider",
+            "deployment",
+            "model",
+            "usage_source",
+            "error_class",
+        ),
+        MAX_NAME_CHARS,
+    ),
+}
+INT_RANGES: dict[str, tuple[int, int]] = {
+    **dict.fromkeys(
+        (
+            "input_tokens",
+            "output_tokens",
+            "cached_tokens",
+            "reasoning_tokens",
+            "status",
+            "attempts",
+        ),
+        INT4,
+    ),
+    "cost_e10": INT8,
+}
+
+
 class LedgerUnavailable(BoundedError):
+    """The ledger cannot take rows now (the store is down, locked or full): 503, later may do."""
+
     status = 503
     type = "api_error"
     default_code = "ledger_unavailable"
+
+
+class LedgerRowRejected(LedgerUnavailable):
+    """The database refused this one row although it passed :func:`check_row`; the other
+    rows of its batch were committed. A bug or a new constraint, not the client's doing."""
+
+    default_code = "ledger_row_rejected"
+
+
+class InvalidLedgerRow(InvalidRequest):
+    """A row no store could take (an id too long, a NUL character), refused before it is
+    queued: 400 for its own request, which is where such a value comes from (a header)."""
+
+    default_code = "invalid_ledger_row"
 
 
 @dataclass(slots=True)
@@ -69,6 +140,56 @@ COLUMNS = tuple(LedgerRow.__dataclass_fields__)
 INSERT = f"INSERT INTO ledger ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
+def check_row(row: LedgerRow) -> None:
+    """Refuse a row no store could take, before it joins a batch. On every row, so cheap: a
+    length check per text field and a range check per integer (about 2 µs a row)."""
+    for field, limit in TEXT_LIMITS.items():
+        value = getattr(row, field)
+        if value is not None:
+            check_text(field, value, limit)
+    for field, (low, high) in INT_RANGES.items():
+        number = getattr(row, field)
+        if not low <= number <= high:
+            raise InvalidLedgerRow(
+                f"cannot record this request: its ledger {field} {number} is out of range",
+                param=field,
+            )
+
+
+def check_alert(scope: str, period: str, trace_id: str) -> None:
+    check_text("scope", scope, MAX_SCOPE_CHARS)
+    check_text("period", period, MAX_PERIOD_CHARS)
+    check_text("trace_id", trace_id, MAX_TRACE_ID_CHARS)
+
+
+def check_text(field: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidLedgerRow(
+            f"cannot record this request: its {field} is {len(value)} characters long;"
+            f" the most the ledger takes is {limit}",
+            param=field,
+        )
+    if "\x00" in value:
+        raise InvalidLedgerRow(
+            f"cannot record this request: its {field} contains a NUL character,"
+            " which PostgreSQL cannot store",
+            param=field,
+        )
+    if not value.isascii():  # O(1) in CPython; only non-ASCII text is encoded to check it
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise InvalidLedgerRow(
+                f"cannot record this request: its {field} is not valid Unicode (a lone surrogate)",
+                param=field,
+            ) from None
+
+
+def row_values(row: LedgerRow) -> tuple[object, ...]:
+    """The row as INSERT's parameters (``astuple`` would deep-copy every field)."""
+    return tuple([getattr(row, c) for c in COLUMNS])
+
+
 def to_e10(cost: Decimal) -> int:
     return int((cost * E10).to_integral_value())
 
@@ -102,9 +223,10 @@ class SqlLedger:
         self._checkpointer = Checkpointer.start(db) if db.dialect == "sqlite" else None
 
     async def record(self, row: LedgerRow) -> None:
+        check_row(row)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((tuple([getattr(row, c) for c in COLUMNS]), done))
+        self._pending.append((row_values(row), done))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -114,21 +236,49 @@ class SqlLedger:
         self._scheduled = False
         batch, self._pending = self._pending, []
         try:
-            with self._db.transaction():
-                self._db.executemany(INSERT, [values for values, _ in batch])
+            self._insert([values for values, _ in batch])
         except Exception as exc:
-            log.exception("ledger write failed for %d row(s)", len(batch))
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(LedgerUnavailable(f"cost ledger write failed: {exc}"))
+            if _store_failed(exc):
+                log.exception("ledger write failed for %d row(s)", len(batch))
+                error = LedgerUnavailable(f"cost ledger write failed: {exc}")
+                for _, done in batch:
+                    _resolve(done, error)
+                return
+            log.warning(
+                "the store refused a batch of %d ledger row(s) (%r); writing them one by one",
+                len(batch),
+                exc,
+            )
+            self._flush_each(batch)
             return
         for _, done in batch:
-            if not done.done():
-                done.set_result(None)
+            _resolve(done, None)
+
+    def _flush_each(self, batch: list[tuple[tuple[object, ...], asyncio.Future[None]]]) -> None:
+        """Each row in its own transaction: the good ones commit, the refused one fails."""
+        for i, (values, done) in enumerate(batch):
+            try:
+                self._insert([values])
+            except Exception as exc:
+                if _store_failed(exc):  # the rest would wait on the same lock or disk
+                    log.exception("ledger write failed for %d row(s)", len(batch) - i)
+                    error = LedgerUnavailable(f"cost ledger write failed: {exc}")
+                    for _, rest in batch[i:]:
+                        _resolve(rest, error)
+                    return
+                log.error("the store refused a ledger row: %r (%r)", exc, values)
+                _resolve(done, LedgerRowRejected(f"cost ledger refused this row: {exc}"))
+            else:
+                _resolve(done, None)
+
+    def _insert(self, rows: list[tuple[object, ...]]) -> None:
+        with self._db.transaction():
+            self._db.executemany(INSERT, rows)
 
     async def record_alert(
         self, ts: float, scope: str, period: str, amount: Decimal, trace_id: str
     ) -> None:
+        check_alert(scope, period, trace_id)
         self._db.execute(
             "INSERT INTO budget_alerts (ts, scope, period, amount_usd, trace_id)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -140,6 +290,22 @@ class SqlLedger:
             self._flush()
         if self._checkpointer is not None:
             self._checkpointer.stop()
+
+
+def _store_failed(exc: BaseException) -> bool:
+    """SQLite's OperationalError is the store itself (locked past the busy timeout, disk
+    full, I/O, no such table): every row would fail alike. Anything else (a constraint, a
+    value it cannot bind) may be one row's doing."""
+    return isinstance(exc, sqlite3.OperationalError)
+
+
+def _resolve(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():  # its caller was cancelled; the row is committed (or not) all the same
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 class Checkpointer:
