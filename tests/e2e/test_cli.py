@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -13,9 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.server import BoundedServer, free_port, run_cli, write_config
+from tests.e2e.server import BOUNDED, BoundedServer, cli_env, free_port, run_cli, write_config
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "bounded.yaml"
+ROOT = Path(__file__).parents[2]
+EXAMPLE = ROOT / "examples" / "bounded.yaml"
 
 # Five mistakes a user makes, one per kind the loader knows about.
 BROKEN = """\
@@ -163,6 +166,151 @@ def test_keys_create_with_an_unknown_feature_fails(config_path: Path) -> None:
     assert "typo" not in listed.stdout
 
 
+def created(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
+    """``(key id, plaintext)`` from the output of ``keys create`` or ``keys rotate``."""
+    assert result.returncode == 0, result.stderr
+    plaintext = re.search(r"\bbnd_[A-Za-z0-9_-]{40,}", result.stdout)
+    key_id = re.search(r"(?:created key|new key) (\w+)", result.stdout)
+    assert plaintext and key_id, result.stdout
+    return key_id[1], plaintext[0]
+
+
+def status_of(config_path: Path, key_id: str) -> str:
+    listed = run_cli("keys", "list", "-c", str(config_path))
+    row = next(line for line in listed.stdout.splitlines() if key_id in line)
+    return [cell.strip() for cell in row.split("│") if cell.strip()][-1]
+
+
+def test_keys_create_refuses_a_name_in_use_and_points_at_rotate(config_path: Path) -> None:
+    first, _ = created(run_cli("keys", "create", "search-svc", "-c", str(config_path)))
+    again = run_cli("keys", "create", "search-svc", "-c", str(config_path))
+    assert again.returncode == 1
+    assert "bnd_" not in again.stdout
+    assert first in again.stderr and "bounded keys rotate search-svc" in again.stderr
+    listed = run_cli("keys", "list", "-c", str(config_path))
+    assert len([line for line in listed.stdout.splitlines() if "search-svc" in line]) == 1
+
+
+def test_keys_rotate_follows_the_handbook(config_path: Path) -> None:
+    """New key, same name; the old one keeps working for the grace; then it goes alone."""
+    args = ("--feature", "support-answer", "--rpm", "60", "-c", str(config_path))
+    old, _ = created(run_cli("keys", "create", "invoice-svc", *args))
+    rotated = run_cli(
+        "keys", "rotate", "invoice-svc", "--grace-minutes", "60", "-c", str(config_path)
+    )
+    new, _ = created(rotated)
+    assert f"bounded keys revoke {old}" in rotated.stdout
+    listed = run_cli("keys", "list", "-c", str(config_path))
+    rows = [line for line in listed.stdout.splitlines() if "invoice-svc" in line]
+    assert len(rows) == 2 and all("support-answer" in r and "active" in r for r in rows)
+
+    # During the grace the name means two keys: revoking by it refuses and lists both ids.
+    ambiguous = run_cli("keys", "revoke", "invoice-svc", "-c", str(config_path))
+    assert ambiguous.returncode == 1
+    assert old in ambiguous.stderr and new in ambiguous.stderr and "by id" in ambiguous.stderr
+    assert status_of(config_path, old) == status_of(config_path, new) == "active"
+
+    revoked = run_cli("keys", "revoke", old, "-c", str(config_path))
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"revoked {old} (invoice-svc)" in revoked.stdout
+    assert (status_of(config_path, old), status_of(config_path, new)) == ("revoked", "active")
+    # Only the new key holds the name now, so the name works again (and means that key).
+    plain = run_cli("keys", "rotate", "invoice-svc", "-c", str(config_path))
+    newest, _ = created(plain)
+    assert f"old key {new} revoked" in plain.stdout
+    assert (status_of(config_path, new), status_of(config_path, newest)) == ("revoked", "active")
+
+
+def test_keys_rotate_of_an_unknown_key_fails(config_path: Path) -> None:
+    result = run_cli("keys", "rotate", "nobody", "-c", str(config_path))
+    assert result.returncode == 1
+    assert "no active key" in result.stderr and "bnd_" not in result.stdout
+
+
+# -- finding the config -------------------------------------------------------------------
+
+
+def run_in(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``bounded ARGS...`` run from ``folder``, as a user in that directory types it."""
+    return subprocess.run(
+        [*BOUNDED, *args],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env=cli_env(**env),
+        timeout=60,
+        check=False,
+    )
+
+
+def test_without_a_config_the_error_names_every_place_looked_at(tmp_path: Path) -> None:
+    result = run_in(tmp_path, "models")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    for place in ("--config", "$BOUNDED_CONFIG", "./bounded.yaml", "./examples/bounded.yaml"):
+        assert place in result.stderr, result.stderr
+
+
+def test_config_is_found_in_order(tmp_path: Path, config_path: Path) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "bounded.yaml").write_text(config_path.read_text())
+    local = run_in(here, "config", "check")
+    assert local.returncode == 0, local.stderr
+    assert "bounded.yaml:" in local.stdout
+    from_env = run_in(here, "config", "check", BOUNDED_CONFIG=str(EXAMPLE))
+    assert from_env.returncode == 0 and str(EXAMPLE) in from_env.stdout
+    missing = run_in(here, "config", "check", BOUNDED_CONFIG=str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2
+    assert "file not found" in missing.stderr and "BOUNDED_CONFIG" in missing.stderr
+
+
+def test_a_checkout_finds_the_example_config(tmp_path: Path) -> None:
+    """From the root of a clone, the README's commands work without --config."""
+    checkout = tmp_path / "clone"
+    (checkout / "examples").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    (checkout / "examples" / "bounded.yaml").write_text(EXAMPLE.read_text())
+    result = run_in(checkout, "models")
+    assert result.returncode == 0, result.stderr
+    assert "smollm2-135m-instruct" in result.stdout
+    assert "config: examples/bounded.yaml" in result.stderr
+    # The same folder without the project file is not a checkout: nothing is guessed.
+    (checkout / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    assert run_in(checkout, "models").returncode == 2
+
+
+# -- spend ------------------------------------------------------------------------------------
+
+
+def test_spend_by_every_grouping_the_report_has(config_path: Path) -> None:
+    for group in ("feature", "team", "model", "key"):
+        result = run_cli("spend", "--by", group, "-c", str(config_path))
+        assert result.returncode == 0, result.stderr
+        assert f"by {group}" in result.stdout
+    as_json = run_cli("spend", "--by", "key", "--json", "-c", str(config_path))
+    assert as_json.returncode == 0, as_json.stderr
+    assert set(json.loads(as_json.stdout)) == {"period", "since", "until", "key"}
+    unknown = run_cli("spend", "--by", "keys", "-c", str(config_path))
+    assert unknown.returncode == 2 and "feature|team|model|key" in unknown.stderr
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+def test_search_reports_query_time_apart_from_loading(config_path: Path) -> None:
+    # The example's folder source is relative to where bounded runs: the checkout's root.
+    synced = run_in(ROOT, "index", "sync", "handbook", "-c", str(config_path))
+    assert synced.returncode == 0, synced.stderr
+    found = run_in(ROOT, "search", "handbook", "rotate an API key", "-c", str(config_path))
+    assert found.returncode == 0, found.stderr
+    assert "Rotating a key" in found.stdout
+    timing = re.search(r"in ([\d.]+) ms \(hybrid, warm\); loading .* took (\d+) ms", found.stdout)
+    assert timing, found.stdout
+    # Loading the ONNX model takes far longer than a warm query over three documents.
+    assert float(timing[1]) < float(timing[2])
+
+
 # -- models -----------------------------------------------------------------------------------
 
 
@@ -202,6 +350,26 @@ def test_models_shows_live_breaker_state(server: BoundedServer) -> None:
     assert result.returncode == 0, result.stderr
     smollm2 = next(line for line in result.stdout.splitlines() if "smollm2 " in line)
     assert "closed" in smollm2
+
+
+def test_spend_by_key_names_the_key(server: BoundedServer) -> None:
+    key_id, key = created(server.cli("keys", "create", "spend-bot"))
+    # One token from the local model: the smallest call the ledger records.
+    hello = [{"role": "user", "content": "hi"}]
+    body = json.dumps({"model": "support-answer", "messages": hello, "max_tokens": 1}).encode()
+    request = urllib.request.Request(
+        f"{server.base_url}/chat/completions",
+        data=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        assert resp.status == 200
+    result = server.cli("spend", "--by", "key")
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if key_id in line)
+    assert "spend-bot" in row
+    as_json = json.loads(server.cli("spend", "--by", "key", "--json").stdout)
+    assert {"group": key_id, "name": "spend-bot"}.items() <= as_json["key"][0].items()
 
 
 def test_serve_stops_cleanly_on_sigterm(server: BoundedServer) -> None:

@@ -1,7 +1,8 @@
-"""``bounded spend``: what the ledger says was spent, by feature, team and model.
+"""``bounded spend``: what the ledger says was spent, by feature, team, model and key.
 
-    bounded spend                       # this month, three tables
+    bounded spend                       # this month, four tables
     bounded spend --period day --by feature
+    bounded spend --period hour --by key     # is the old key still used after a rotation?
     bounded spend --since 1767225600 --json
 
 Reads the store named in bounded.yaml directly (SQLite file or PostgreSQL), the same rows
@@ -12,30 +13,25 @@ a group's cost by the outcomes reported for its calls (``POST /v1/outcomes``).
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from bounded.config.schema import BoundedConfig
+from bounded.cli.common import ConfigOption, err, load, out
+from bounded.economics.spend import GROUPS
+from bounded.store.db import Database
 
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
-Loader = Callable[[Path], BoundedConfig]
-_load: list[Loader] = []
-# The report's own names for its groups; "model" is the deployment that answered.
-BY = ("feature", "team", "model")
+# Every grouping the report has (as GET /v1/spend); "model" is the deployment that answered.
+BY = tuple(GROUPS)
 
 
-def register(app: typer.Typer, load: Loader) -> None:
-    """Add ``spend`` to the main app; ``load`` is its friendly config loader."""
-    _load.append(load)
+def register(app: typer.Typer) -> None:
+    """Add ``spend`` to the main app."""
     app.command("spend")(spend)
 
 
@@ -44,16 +40,15 @@ def spend(
         "month", "--period", "-p", help="hour, day, week, month (calendar, UTC) or total"
     ),
     since: float | None = typer.Option(None, help="unix timestamp; overrides --period"),
-    by: list[str] = typer.Option(list(BY), "--by", "-b", help="feature, team or model; repeat"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
-    config: Path = typer.Option(
-        Path("bounded.yaml"), "--config", "-c", envvar="BOUNDED_CONFIG", help="path to bounded.yaml"
+    by: list[str] = typer.Option(
+        list(BY), "--by", "-b", help=f"{', '.join(BY)}; repeat (default: all)"
     ),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    config: Path | None = ConfigOption,
 ) -> None:
-    """Spend and cost per successful outcome, by feature, team and model."""
+    """Spend and cost per successful outcome, by feature, team, model and key."""
     from bounded.economics.periods import PERIODS, window
     from bounded.economics.spend import spend_report, usd
-    from bounded.store.db import Database
 
     unknown = [group for group in by if group not in BY]
     if unknown or period not in PERIODS:
@@ -62,12 +57,14 @@ def spend(
             f"[red]unknown {what}[/]; use --by {'|'.join(BY)} and --period {'|'.join(PERIODS)}"
         )
         raise typer.Exit(2)
-    cfg = _load[0](config)
+    cfg = load(config)[1]
     now = time.time()
     start = since if since is not None else window(period, now)[0]
+    by = list(dict.fromkeys(by))  # --by key --by key: one table
     db = Database.open(cfg.server.store)
     try:
         report = {group: spend_report(db, group, start, now + 1) for group in by}
+        names = _key_names(db) if "key" in by else {}
     finally:
         db.close()
     if as_json:
@@ -75,7 +72,9 @@ def spend(
             "period": "custom" if since is not None else period,
             "since": start,
             "until": now,
-            **{g: [line.as_dict() for line in lines] for g, lines in report.items()},
+            **{
+                g: [_row(g, line.as_dict(), names) for line in lines] for g, lines in report.items()
+            },
         }
         out.print_json(json.dumps(payload))
         return
@@ -87,8 +86,10 @@ def spend(
     requests = sum(line.requests for line in first)
     out.print(f"[bold]spend[/] {label} {_when(start)}: ${usd(total)} over {requests} request(s)")
     for group, lines in report.items():
+        key_columns = ("name",) if group == "key" else ()
         table = Table(
             group,
+            *key_columns,
             "requests",
             "errors",
             "input tokens",
@@ -103,7 +104,8 @@ def spend(
         for line in lines:
             cps = line.cost_per_success
             table.add_row(
-                line.group,
+                escape(line.group),
+                *[escape(names.get(line.group, "-")) for _ in key_columns],
                 str(line.requests),
                 str(line.errors),
                 str(line.input_tokens),
@@ -114,8 +116,20 @@ def spend(
                 "-" if cps is None else usd(cps),
             )
         if not lines:
-            table.add_row("(no calls)", *[""] * 8)
+            table.add_row("(no calls)", *[""] * (8 + len(key_columns)))
         out.print(table)
+
+
+def _key_names(db: Database) -> dict[str, str]:
+    """Key id -> name, so a rotated key's old and new ids read as one service."""
+    names = {row["id"]: row["name"] for row in db.execute("SELECT id, name FROM api_keys")}
+    return {"admin": "admin key", "dev": "development key", **names}
+
+
+def _row(group: str, line: dict[str, object], names: dict[str, str]) -> dict[str, object]:
+    if group != "key":
+        return line
+    return {"group": line["group"], "name": names.get(str(line["group"])), **line}
 
 
 def _when(ts: float) -> str:
