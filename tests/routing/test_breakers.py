@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from bounded.config.schema import BreakerPolicy, ModelConfig, ProviderConfig, RouteConfig
 from bounded.errors import Unavailable
+from bounded.gateway.app import Gateway
 from bounded.providers.openai import OpenAIProvider
 from bounded.routing.breaker import Breaker, BreakerState
 from bounded.routing.router import Deployment, Router
@@ -117,10 +118,28 @@ def test_a_probe_lost_without_a_verdict_lapses_after_a_cooldown():
 
 
 # -- through the gateway ------------------------------------------------------------------------
+#
+# Each breaker below runs on a Clock the test moves (see `on_clock`): a cooldown passes when
+# the test says so, never because a loaded machine was slow between two requests.
 
-COOLDOWN = 0.3
+COOLDOWN = 10.0
 BREAKER = {"window": 4, "min_calls": 2, "failure_rate": 0.5, "cooldown_s": COOLDOWN}
-ROUTE = {"targets": ["primary", "backup"], "retry": {"attempts": 1}, "timeout_s": 2}
+ROUTE = {"targets": ["primary", "backup"], "retry": {"attempts": 1}, "timeout_s": 30}
+PATIENCE_S = 30  # the longest a test polls for a state it waits on
+
+
+def on_clock(breakers: dict[str, Breaker], name: str) -> Clock:
+    """Replace deployment ``name``'s breaker (still untouched) with one on a test clock."""
+    clock = Clock()
+    breakers[name] = Breaker(breakers[name].policy, clock)
+    return clock
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + PATIENCE_S
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting, after {PATIENCE_S}s, for {what}"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +154,10 @@ def upstream(standin: FaultyUpstream) -> FaultyUpstream:
     return standin
 
 
+def runtime_breakers(gateway: Gateway) -> dict[str, Breaker]:
+    return gateway.runtime.router.breakers
+
+
 def breaker_of(url: str, name: str) -> dict[str, object]:
     breakers: dict[str, dict[str, object]] = httpx.get(f"{url}/readyz").json()["breakers"]
     return breakers[name]
@@ -143,7 +166,8 @@ def breaker_of(url: str, name: str) -> dict[str, object]:
 def test_breaker_lifecycle_end_to_end(upstream, gateway_factory):
     upstream.always("primary", status(503))
     config = routed_config(upstream.base_url, ROUTE, breaker=BREAKER)
-    with gateway_factory(config) as (url, _):
+    with gateway_factory(config) as (url, gateway):
+        clock = on_clock(runtime_breakers(gateway), "primary")
         for _ in range(2):
             assert chat(url).headers["x-bounded-route"] == "backup"
         assert breaker_of(url, "primary")["state"] == "open"
@@ -157,7 +181,7 @@ def test_breaker_lifecycle_end_to_end(upstream, gateway_factory):
         assert upstream.count("primary") == 2
 
         # After the cooldown one probe goes through; its success closes the breaker.
-        time.sleep(COOLDOWN + 0.05)
+        clock.now += COOLDOWN
         assert breaker_of(url, "primary")["state"] == "half-open"
         upstream.always("primary", ok("primary is back"))
         r = chat(url)
@@ -174,7 +198,7 @@ def test_breaker_lifecycle_end_to_end(upstream, gateway_factory):
         chat(url)
         chat(url)
         assert breaker_of(url, "primary")["state"] == "open"
-        time.sleep(COOLDOWN + 0.05)
+        clock.now += COOLDOWN
         before = upstream.count("primary")
         assert chat(url).headers["x-bounded-route"] == "backup"
         assert upstream.count("primary") == before + 1  # the probe
@@ -185,28 +209,29 @@ def test_breaker_lifecycle_end_to_end(upstream, gateway_factory):
 
 def test_only_one_of_several_concurrent_requests_is_the_probe(upstream, gateway_factory):
     upstream.always("primary", status(503))
-    # A longer cooldown here: it is also how long a probe may stay out, and these threads
-    # must all arrive while it is.
-    breaker = {**BREAKER, "cooldown_s": 0.6}
-    with gateway_factory(routed_config(upstream.base_url, ROUTE, breaker=breaker)) as (url, _):
+    # The cooldown is also how long a probe may stay out; on the test clock it never runs out
+    # while the threads arrive, however slowly they start.
+    route = {**ROUTE, "timeout_s": 2 * PATIENCE_S}  # the probe is held open while they do
+    with gateway_factory(routed_config(upstream.base_url, route, breaker=BREAKER)) as (
+        url,
+        gateway,
+    ):
+        clock = on_clock(runtime_breakers(gateway), "primary")
         chat(url)
         chat(url)
-        time.sleep(0.65)
+        clock.now += COOLDOWN
         served = upstream.count("backup") + 3
 
         async def answer_once_the_others_are_served(request: Request, body: Json) -> Response:
             # Holding the probe open makes the test independent of how fast threads start.
-            for _ in range(200):
-                if upstream.count("backup") >= served:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: upstream.count("backup") >= served, "the other three requests")
             return await ok("primary is back")(request, body)
 
         upstream.always("primary", answer_once_the_others_are_served)
         routes: list[str] = []
 
         def one() -> None:
-            routes.append(chat(url).headers["x-bounded-route"])
+            routes.append(chat(url, timeout=3 * PATIENCE_S).headers["x-bounded-route"])
 
         threads = [threading.Thread(target=one) for _ in range(4)]
         for t in threads:
@@ -243,20 +268,20 @@ async def test_a_cancelled_probe_gives_its_slot_back(upstream):
     )
     route = RouteConfig(targets=("primary",), retry={"attempts": 1})
     body = {"messages": [{"role": "user", "content": "hi"}]}
+    clock = on_clock(router.breakers, "primary")
     breaker = router.breakers["primary"]
     try:
         upstream.script("primary", status(503), hang(10))
         with pytest.raises(Unavailable):
             await router.complete(route, body)
-        await asyncio.sleep(COOLDOWN + 0.05)
+        clock.now += COOLDOWN
         probe = asyncio.create_task(router.complete(route, body))
-        while upstream.count("primary") < 2:
-            await asyncio.sleep(0.01)
+        await until(lambda: upstream.count("primary") >= 2, "the probe to reach the upstream")
         assert breaker.snapshot()["probe_in_flight"]
         probe.cancel()
         with pytest.raises(asyncio.CancelledError):
             await probe
-        # Well inside the cooldown that would let a lost probe lapse: only the release
+        # The test clock stands still, so a lost probe can never lapse here: only the release
         # lets this call be the next probe.
         response, trace = await router.complete(route, body)
     finally:

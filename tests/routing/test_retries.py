@@ -75,7 +75,7 @@ def test_retry_after_beyond_the_cap_falls_back_instead_of_waiting(upstream, gate
     assert r.status_code == 200
     assert r.json()["choices"][0]["message"]["content"] == "from backup"
     assert r.headers["x-bounded-route"] == "backup"
-    assert elapsed < 1.0
+    assert elapsed < 4.0  # did not wait out the 5 s (a busy machine only adds to the answer)
     assert (upstream.count("primary"), upstream.count("backup")) == (1, 1)
 
 
