@@ -11,6 +11,7 @@ import pytest
 
 from bounded.errors import Unauthenticated
 from bounded.gateway.auth import Authenticator
+from bounded.store import keys as keys_module
 from bounded.store.db import Database
 from bounded.store.keys import AmbiguousKey, KeyRepository, NameTaken, hash_key
 
@@ -24,6 +25,28 @@ CONFIG: dict[str, Any] = {
         "billing": {"owner": "billing-team", "route": {"targets": ["m1"]}},
     },
 }
+
+
+class Clock:
+    """Stands in for the ``time`` module inside bounded.store.keys, the gateway's lookups
+    included: an expiry or a grace period passes when the test moves it, never because a
+    busy machine was slow between two requests."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(keys_module, "time", fake)
+    return fake
 
 
 def call(base: str, key: str, model: str) -> httpx.Response:
@@ -76,11 +99,11 @@ def test_revocation_from_another_connection_applies_on_the_next_request(
         assert "revoked" in resp.json()["error"]["message"]
 
 
-def test_expired_key_is_refused(gateway_factory: Any, keys: KeyRepository) -> None:
-    _, key = keys.create("short", expires_at=time.time() + 0.5)
+def test_expired_key_is_refused(gateway_factory: Any, keys: KeyRepository, clock: Clock) -> None:
+    _, key = keys.create("short", expires_at=clock.now + 0.5)
     with gateway_factory(CONFIG) as (base, _):
         assert call(base, key, "support").status_code == 502
-        time.sleep(0.6)
+        clock.now += 0.6
         assert call(base, key, "support").status_code == 401
 
 
@@ -184,7 +207,9 @@ def test_rotate_keeps_name_scopes_limits_and_lifetime(
     assert keys.resolve("svc").id == new.id  # the name now means the new key alone
 
 
-def test_rotate_with_grace_keeps_the_old_key_until_it_expires(keys: KeyRepository) -> None:
+def test_rotate_with_grace_keeps_the_old_key_until_it_expires(
+    keys: KeyRepository, clock: Clock
+) -> None:
     old, old_key = keys.create("svc")
     before, new, new_key = keys.rotate("svc", grace_s=0.5)
     assert before.revoked_at is None and before.expires_at is not None
@@ -200,7 +225,7 @@ def test_rotate_with_grace_keeps_the_old_key_until_it_expires(keys: KeyRepositor
     with pytest.raises(NameTaken):
         keys.create("svc")
     assert keys.lookup(old_key) is not None  # the refusals changed nothing
-    time.sleep(0.6)
+    clock.now += 0.6
     assert keys.lookup(old_key) is None
     assert keys.lookup(new_key) is not None
     assert keys.resolve("svc").id == new.id
