@@ -41,6 +41,23 @@ class ServerConfig(Frozen):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="413 above this")
+    max_header_bytes: int = Field(
+        64 * 1024, gt=0, description="431 when the request line and headers exceed this"
+    )
+    max_header_value_bytes: int = Field(
+        16 * 1024, gt=0, description="431 when one header value exceeds this"
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="408 unless the head completes this soon (from connect or first byte)",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="408 unless the body completes this soon after the headers..."
+    )
+    body_min_bytes_per_s: int = Field(
+        8192, ge=0, description="...plus one second per this many bytes received (0: none)"
+    )
     store: str = Field(
         "sqlite:///.bounded/bounded.db", description="sqlite:///path or postgresql://..."
     )

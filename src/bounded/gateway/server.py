@@ -17,6 +17,7 @@ from bounded.economics.accountant import Accountant
 from bounded.economics.ledger import Ledger
 from bounded.gateway.app import Gateway
 from bounded.gateway.auth import load_or_create_dev_key
+from bounded.gateway.protocol import protocol_for
 from bounded.store.db import Database, sqlite_path
 from bounded.store.keys import KeyRepository
 
@@ -59,7 +60,8 @@ def serve(config_path: Path, host: str | None, port: int | None) -> None:
         host=host,
         port=port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        # httptools with limits on head size and on how long a request may take to arrive.
+        http=protocol_for(config.server),
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=10,
