@@ -20,6 +20,7 @@ from bounded.config.schema import ProviderConfig
 from bounded.errors import BadRequest, ContextTooLong, Timeout, Unavailable
 from bounded.providers.base import ChatRequest, Json
 from bounded.providers.local import LocalProvider
+from bounded.providers.local_wire import DEFAULT_MAX_TOKENS
 
 pytestmark = pytest.mark.local_model
 
@@ -257,6 +258,14 @@ async def test_too_large_max_tokens_is_clamped(provider: LocalProvider) -> None:
     assert "Paris" in reply["choices"][0]["message"]["content"]
 
 
+async def test_a_body_without_max_tokens_gets_the_default_cap(provider: LocalProvider) -> None:
+    # Uncapped, this story runs until the context is full: ~2,000 tokens, 30 s and more.
+    reply = await provider.complete(chat(messages=[LONG_STORY]))
+
+    assert reply["usage"]["completion_tokens"] == DEFAULT_MAX_TOKENS
+    assert reply["choices"][0]["finish_reason"] == "length"
+
+
 async def test_stopping_a_stream_early_frees_the_model(provider: LocalProvider) -> None:
     # Generated in full (2,000 tokens) this story takes over 15 s on 2 cores; the next call
     # must not wait for it.
@@ -276,10 +285,24 @@ async def test_timed_out_answer_frees_the_model(provider: LocalProvider) -> None
     request = chat(messages=[LONG_STORY], max_tokens=2000)
     request.timeout_s = 0.5
     baseline = await timed_france(provider)
-    with pytest.raises(Timeout):
+    with pytest.raises(Timeout) as raised:
         await provider.complete(request)
 
+    assert raised.value.retryable is False  # one worker: a retry would only queue again
     assert await timed_france(provider) < freed_bound(baseline)
+
+
+async def test_a_timed_out_stream_is_not_retryable(provider: LocalProvider) -> None:
+    # No token comes within a microsecond, however fast the machine.
+    request = chat(messages=[LONG_STORY], max_tokens=2000)
+    request.timeout_s = 1e-6
+    stream = provider.stream(request)
+    with pytest.raises(Timeout, match="sent nothing") as raised:
+        async for _chunk in stream:
+            pass
+
+    assert raised.value.retryable is False
+    assert raised.value.deployment == "local"
 
 
 async def test_embeddings_are_unit_vectors_that_rank_paraphrases(

@@ -22,7 +22,12 @@ and fits the schema (a schema the grammar converter cannot handle falls back to 
 object). Sampling defaults are llama.cpp's chat defaults (temperature 0.2, top_p 0.95, repeat
 penalty 1.1), not OpenAI's temperature 1.0: a 135M model rambles when sampled hot. A prompt
 that does not fit ``n_ctx`` raises ContextTooLong; a ``max_tokens`` that does not fit is
-clamped. Only ``n=1``; ``logprobs`` are refused.
+clamped, and a body without one gets at most ``DEFAULT_MAX_TOKENS`` (256), not the rest of the
+context. Only ``n=1``; ``logprobs`` are refused.
+
+A timeout raises Timeout with ``retryable=False`` (:attr:`LocalProvider.timeouts_retryable`):
+there is one model and one worker, so a retry on the same entry would only queue again behind
+the work that ran out of time. Falling back to another target still applies.
 
 Tools, honestly: a 135M model cannot decide *whether* to call a tool, so ``tool_choice`` "auto"
 and "none" answer as plain chat. A forced call (``tool_choice`` names a function, or is
@@ -50,7 +55,7 @@ import threading
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from bounded.config.schema import ProviderConfig
 from bounded.errors import BadRequest, ContextTooLong, ProviderError, Timeout, Unavailable
@@ -85,6 +90,11 @@ class _Loaded:
 
 class LocalProvider:
     """Provider kind ``local``: llama.cpp chat and ONNX MiniLM embeddings, in-process."""
+
+    # Requests to one entry run one at a time, so whatever queued behind a request that timed
+    # out stays ahead of its retry. Another target is another worker: fallback still helps.
+    # A router whose own timer cuts an attempt short can read this too.
+    timeouts_retryable: ClassVar[bool] = False
 
     def __init__(self, name: str, config: ProviderConfig):
         self.name = name
@@ -122,9 +132,7 @@ class LocalProvider:
                     self._chat(), self._generate, opts, stop, None, None
                 )
         except TimeoutError:
-            raise Timeout(
-                f"local model gave no answer within {request.timeout_s}s", deployment=self.name
-            ) from None
+            raise self._timeout(f"local model gave no answer within {request.timeout_s}s") from None
         finally:
             stop.set()  # a caller that left must not keep the worker busy
             self._jobs.discard(stop)
@@ -164,8 +172,8 @@ class LocalProvider:
                     async with asyncio.timeout(request.timeout_s):
                         kind, value = await queue.get()
                 except TimeoutError:
-                    raise Timeout(
-                        f"local model sent nothing for {request.timeout_s}s", deployment=self.name
+                    raise self._timeout(
+                        f"local model sent nothing for {request.timeout_s}s"
                     ) from None
                 if kind == "error":
                     raise value
@@ -201,8 +209,15 @@ class LocalProvider:
                 return await asyncio.get_running_loop().run_in_executor(
                     self._embed_pool, self._embedder.embed, texts
                 )
-        except TimeoutError:
-            raise Timeout(f"local embeddings took over {timeout_s}s", deployment=model) from None
+        except TimeoutError:  # the batch runs on to its end: a retry would queue behind it
+            raise Timeout(
+                f"local embeddings took over {timeout_s}s",
+                deployment=model,
+                retryable=self.timeouts_retryable,
+            ) from None
+
+    def _timeout(self, message: str) -> Timeout:
+        return Timeout(message, deployment=self.name, retryable=self.timeouts_retryable)
 
     async def aclose(self) -> None:
         for stop in list(self._jobs):
@@ -309,7 +324,7 @@ class LocalProvider:
                 f"this model is {self._n_ctx}",
                 deployment=self.name,
             )
-        limit = min(opts.max_tokens or room, room)
+        limit = min(opts.max_tokens, room)
         if on_start:
             on_start(len(prompt))
         model.llm.set_seed(opts.seed if opts.seed is not None else random.getrandbits(32))

@@ -19,6 +19,12 @@ from typing import Any
 from bounded.errors import BadRequest
 from bounded.providers.base import Json
 
+# A body without max_tokens gets this many at most. llama.cpp would otherwise generate until
+# the context is full, and a 135M model that loses its way repeats itself until then: ~2,000
+# tokens, half a minute or more on two cores, past a route's timeout. A short answer stops well
+# before (finish_reason "stop"); ModelConfig.max_output_tokens in bounded.yaml should say the
+# same, so budgets reserve what the provider can actually spend.
+DEFAULT_MAX_TOKENS = 256
 # llama.cpp's chat defaults, not OpenAI's temperature 1.0: a 135M model rambles when hot.
 SAMPLING = {"temp": 0.2, "top_p": 0.95, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}
 # OpenAI: a function that omits ``parameters`` takes none, so its arguments are ``{}``.
@@ -38,7 +44,7 @@ class Options:
 
     model: str
     messages: list[dict[str, str]]
-    max_tokens: int | None = None
+    max_tokens: int = DEFAULT_MAX_TOKENS  # before clamping to the room left in the context
     sampling: dict[str, Any] = field(default_factory=lambda: dict(SAMPLING))
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
@@ -73,7 +79,11 @@ def parse_body(body: Json) -> Options:
     if body.get("logprobs"):
         raise BadRequest("the local provider does not return logprobs")
     opts = Options(model=str(body.get("model") or "local"), messages=_render(messages))
-    opts.max_tokens = _number(body, "max_completion_tokens", 1) or _number(body, "max_tokens", 1)
+    opts.max_tokens = (
+        _number(body, "max_completion_tokens", 1)
+        or _number(body, "max_tokens", 1)
+        or DEFAULT_MAX_TOKENS
+    )
     for key, (arg, low, high) in _NUMBERS.items():
         value = _number(body, key, low, high, kind=float)
         if value is not None:
