@@ -11,6 +11,7 @@ OpenAI-style body ``{"error": {"message", "type", "param", "code"}}`` with its s
     │   ├── NotFound                  404 not_found_error
     │   ├── PayloadTooLarge           413 invalid_request_error
     │   ├── Unprocessable             422 invalid_request_error
+    │   ├── ClientClosed              499 the client left before its request was read
     │   └── TooManyRequests           429 rate_limit_error (our own limits)
     ├── StoreUnavailable              503 a database bounded needs (an index) is unreachable
     └── ProviderError                 an upstream failed; the router decides on .retryable/.kind
@@ -93,6 +94,15 @@ class Unprocessable(ClientError):
     status = 422
     type = "invalid_request_error"
     default_code = "validation_error"
+
+
+class ClientClosed(ClientError):
+    """The client hung up (or was cut off as too slow) before its body arrived; the
+    response goes nowhere, but the request path ends cleanly."""
+
+    status = 499
+    type = "invalid_request_error"
+    default_code = "client_closed_request"
 
 
 class TooManyRequests(ClientError):

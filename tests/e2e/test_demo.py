@@ -118,14 +118,14 @@ def test_support_answer_answers(client: OpenAI) -> None:
 
 
 def timing_out_config() -> dict[str, Any]:
-    """The example with a route timeout no reply can meet, as shipped (``timed-out``) and with
-    the default retry policy (``default-retry``)."""
+    """The example with a route timeout no reply can meet (``timed-out``), and the same with
+    two attempts per target asked for explicitly (``default-retry``)."""
     data = example_config()
     shipped = data["features"]["support-answer"]
     timed_out = copy.deepcopy(shipped)
     timed_out["route"].update(timeout_s=0.001, deadline_s=60)
     default_retry = copy.deepcopy(timed_out)
-    del default_retry["route"]["retry"]
+    default_retry["route"]["retry"] = {"attempts": 2}
     data["features"] = {"timed-out": timed_out, "default-retry": default_retry}
     data.pop("collections")
     return data
@@ -154,12 +154,6 @@ def test_the_example_tries_a_timed_out_local_model_once(timing_out: BoundedServe
     assert reply.headers["x-bounded-attempts"] == "1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the router's own attempt timer fires before the provider's and raises a retryable "
-    "Timeout, so LocalProvider's retryable=False is never seen; remove this mark once the "
-    "router takes a timeout's retryability from the provider",
-)
 def test_a_local_timeout_is_not_retried_by_default(timing_out: BoundedServer) -> None:
     reply = ask(timing_out, "default-retry")
 

@@ -14,8 +14,20 @@ from tests.conftest import ADMIN_KEY
 CONFIG: dict[str, Any] = {
     "server": {"max_body_bytes": 2048},
     "providers": {"up": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
-    "models": {"m1": {"provider": "up", "model": "x"}},
-    "features": {"f": {"owner": "team-a", "route": {"targets": ["m1"]}}},
+    "models": {
+        "m1": {"provider": "up", "model": "x"},
+        "emb": {"provider": "up", "model": "e", "kind": "embedding"},
+    },
+    "features": {
+        "f": {"owner": "team-a", "route": {"targets": ["m1"]}},
+        # Budgets and rate limits make the gateway count tokens before the call.
+        "metered": {
+            "owner": "team-a",
+            "route": {"targets": ["m1"]},
+            "budget": {"amount_usd": 5},
+            "rate_limit": {"rpm": 1000, "tpm": 1000000},
+        },
+    },
 }
 AUTH = {"authorization": f"Bearer {ADMIN_KEY}"}
 GOOD = {"model": "f", "messages": [{"role": "user", "content": "hi"}]}
@@ -80,7 +92,9 @@ def test_unknown_feature_is_404_naming_it(client: httpx.Client) -> None:
 
 def test_unknown_endpoint_and_method(client: httpx.Client) -> None:
     assert_error(client.get("/v1/nothing-here", headers=AUTH), 404, "unknown_endpoint")
-    assert_error(client.get("/v1/chat/completions", headers=AUTH), 405, "method_not_allowed")
+    resp = client.get("/v1/chat/completions", headers=AUTH)
+    assert_error(resp, 405, "method_not_allowed")
+    assert resp.headers["allow"] == "POST"
 
 
 def test_body_over_limit_is_413(client: httpx.Client) -> None:
@@ -108,11 +122,29 @@ def test_chunked_body_over_limit_is_413(client: httpx.Client) -> None:
         ({"temperature": 7}, "temperature"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"stream": "yes"}, "stream"),
-        ({"response_format": {"type": "yaml"}}, "response_format"),
+        ({"response_format": {"type": "yaml"}}, "response_format.type"),
         (
             {"response_format": {"type": "json_schema", "json_schema": {}}},
+            "response_format.json_schema.schema",
+        ),
+        # Each of these was a 500 before the request schema (issue 9, item 2).
+        ({"messages": [{"role": {"a": 1}, "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": ["user"], "content": "x"}]}, "messages[0].role"),
+        ({"response_format": {"type": []}}, "response_format.type"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": "x"}},
             "response_format.json_schema",
         ),
+        ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+        ({"messages": [{"role": "user"}]}, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": 42}]}, "messages[0].content"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+            "messages[0].content[0].text",
+        ),
+        ({"tool_choice": "sometimes"}, "tool_choice"),
+        ({"stop": [1]}, "stop[0]"),
+        ({"user": "u" * 300}, "user"),
     ],
 )
 def test_invalid_fields_are_422_naming_the_field(
@@ -123,11 +155,60 @@ def test_invalid_fields_are_422_naming_the_field(
     assert error["param"] == param
 
 
+@pytest.mark.parametrize("tools", [[1], [None], ["A"], [[]], [{"type": "function"}]])
+def test_bad_tools_on_a_metered_feature_are_422(client: httpx.Client, tools: list[Any]) -> None:
+    """Token counting for a reservation read the tools before anything checked them."""
+    body = {**GOOD, "model": "metered", "tools": tools}
+    error = assert_error(client.post("/v1/chat/completions", json=body, headers=AUTH), 422)
+    assert error["param"].startswith("tools[0]")
+
+
+@pytest.mark.parametrize("depth", [65, 256, 900])
+def test_deeply_nested_body_is_400(client: httpx.Client, depth: int) -> None:
+    """A body nested past what bounded can send upstream is the client's mistake, said
+    at once, not an upstream failure later (issue 9, item 1)."""
+    raw = b'{"model": "f", "messages": [{"role": "user", "content": "hi"}], "x": '
+    raw += b"[" * depth + b"]" * depth + b"}"
+    error = assert_error(client.post("/v1/chat/completions", content=raw, headers=AUTH), 400)
+    assert error["code"] == "too_deep"
+
+
+def test_long_session_id_is_400(client: httpx.Client) -> None:
+    headers = {**AUTH, "x-bounded-session": "s" * 10_000}
+    error = assert_error(client.post("/v1/chat/completions", json=GOOD, headers=headers), 400)
+    assert error["param"] == "x-bounded-session"
+
+
 def test_embeddings_bad_input(client: httpx.Client) -> None:
-    resp = client.post("/v1/embeddings", json={"model": "m1", "input": [1, 2]}, headers=AUTH)
-    assert_error(resp, 422)
+    resp = client.post("/v1/embeddings", json={"model": "emb", "input": [1, "a"]}, headers=AUTH)
+    assert assert_error(resp, 422)["param"] in ("input[0]", "input[1]")
+    resp = client.post("/v1/embeddings", json={"model": "emb", "input": []}, headers=AUTH)
+    assert assert_error(resp, 422)["param"] == "input"
     resp = client.post("/v1/embeddings", json={"model": "m1", "input": "x"}, headers=AUTH)
-    assert_error(resp, 404)  # m1 is a chat model, not an embedding model
+    error = assert_error(resp, 404)  # m1 is a chat model, not an embedding model
+    assert "/v1/chat/completions" in error["message"]
+
+
+def test_embedding_model_on_chat_says_where_it_belongs(client: httpx.Client) -> None:
+    resp = client.post("/v1/chat/completions", json={**GOOD, "model": "emb"}, headers=AUTH)
+    error = assert_error(resp, 404)
+    assert "embedding model" in error["message"]
+    assert "/v1/embeddings" in error["message"]
+
+
+def test_405_names_the_allowed_methods(client: httpx.Client) -> None:
+    resp = client.delete("/v1/chat/completions", headers=AUTH)
+    assert_error(resp, 405, "method_not_allowed")
+    assert resp.headers["allow"] == "POST"
+
+
+def test_models_retrieve(client: httpx.Client) -> None:
+    found = client.get("/v1/models/f", headers=AUTH)
+    assert found.status_code == 200
+    assert found.json()["id"] == "f"
+    assert found.json()["bounded"]["kind"] == "feature"
+    assert_error(client.get("/v1/models/nope", headers=AUTH), 404)
+    assert_error(client.get("/v1/models/f"), 401)
 
 
 def test_unreachable_upstream_is_a_502_not_a_500(client: httpx.Client) -> None:

@@ -103,7 +103,12 @@ class FaultyUpstream:
         return await self._next(model)(request, body)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/embeddings", self._chat, methods=["POST"]),
+            ]
+        )
 
     @contextlib.contextmanager
     def running(self) -> Iterator[FaultyUpstream]:
@@ -165,6 +170,43 @@ def _usage_chunk(model: str) -> bytes:
 def _tokens(content: str) -> list[str]:
     words = content.split(" ")
     return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+def embedded(dimensions: int = 4, prompt_tokens: int | None = None) -> Behaviour:
+    """An embeddings reply: one vector per input, usage as given (or one per input)."""
+
+    async def behave(request: Request, body: Json) -> Response:
+        inputs = body.get("input")
+        items = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.5] * dimensions}
+            for i in range(len(items))
+        ]
+        tokens = len(items) if prompt_tokens is None else prompt_tokens
+        payload = {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return Response(orjson.dumps(payload), media_type="application/json")
+
+    return behave
+
+
+def reporting(completion_tokens: int, content: str = "short") -> Behaviour:
+    """An answer whose usage claims ``completion_tokens``, whatever max_tokens said."""
+
+    async def behave(request: Request, body: Json) -> Response:
+        reply = _completion(str(body.get("model")), content)
+        reply["usage"] = {
+            "prompt_tokens": 3,
+            "completion_tokens": completion_tokens,
+            "total_tokens": 3 + completion_tokens,
+        }
+        return Response(orjson.dumps(reply), media_type="application/json")
+
+    return behave
 
 
 def ok(content: str = "hello from the stand-in", delay_s: float = 0.0) -> Behaviour:

@@ -37,6 +37,8 @@ class Hold:
     alerts: list[BudgetRule] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
+    # The most the request may cost, as reserved: settling above it is an overrun.
+    reserved_cost: Decimal = Decimal(0)
 
 
 class Accountant(Protocol):

@@ -64,6 +64,8 @@ TEXT_LIMITS: dict[str, int] = {
             "model",
             "usage_source",
             "error_class",
+            "operation",
+            "flags",
         ),
         MAX_NAME_CHARS,
     ),
@@ -130,6 +132,10 @@ class LedgerRow:
     error_class: str | None
     attempts: int
     stream: bool
+    operation: str = "chat"  # chat | embeddings
+    # Comma-separated marks a reader should not miss: over_reservation (the upstream used
+    # more than was reserved), over_max_tokens, cut_at_max_tokens (bounded ended a stream).
+    flags: str | None = None
 
     @property
     def cost_usd(self) -> Decimal:

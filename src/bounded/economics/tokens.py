@@ -254,3 +254,18 @@ def _count_tool_calls(count: Counter, tool_calls: object) -> int:
             total += _count_str(count, function.get("name"))
             total += _count_str(count, function.get("arguments"))
     return total
+
+
+# Ordinary tokens of each encoding: ids at or past these are special tokens or gaps, and
+# bpe-openai's decoder panics or crashes the process on them, so they are refused first.
+_VOCABULARY = {CL100K: 100_256, O200K: 199_998}
+
+
+def decode_tokens(ids: Sequence[int], encoding: str) -> str:
+    """Text of a token-id array; ``ValueError`` for an id outside the encoding."""
+    size = _VOCABULARY[encoding]
+    if any(not 0 <= i < size for i in ids):
+        raise ValueError(f"token ids must be from 0 to {size - 1} in {encoding}")
+    _encoder(encoding)  # loads the native extension once, under the load lock
+    decoded: str = _native_bindings().tokenizer_for_encoding(encoding).decode(list(ids))
+    return decoded

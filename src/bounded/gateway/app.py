@@ -30,14 +30,16 @@ from bounded.economics.accountant import Accountant, MemoryAccountant
 from bounded.economics.ledger import Ledger, SqlLedger
 from bounded.economics.spend import spend_since
 from bounded.economics.tokens import TokenCounter
-from bounded.errors import BoundedError, NotFound, PermissionDenied
-from bounded.gateway import chat, economics_api
+from bounded.errors import BoundedError, NotFound
+from bounded.gateway import economics_api
 from bounded.gateway.auth import Authenticator, Principal
-from bounded.gateway.chat import client_trace_id, error_response, leave, read_body
-from bounded.gateway.embeddings import embeddings_response
+from bounded.gateway.call import client_trace_id
+from bounded.gateway.chat import chat_pipeline, embeddings_pipeline, endpoint
 from bounded.gateway.metering import Meter
+from bounded.gateway.models_api import model_list
+from bounded.gateway.openapi import openapi_document
+from bounded.gateway.respond import error_response
 from bounded.gateway.runtime import Runtime
-from bounded.gateway.validate import check_embeddings, parse_json_object
 from bounded.retrieval.hooks import open_service
 from bounded.retrieval.refresher import refresh_forever
 from bounded.retrieval.routes import retrieval_routes
@@ -73,6 +75,10 @@ class Gateway:
             ledger or SqlLedger(db),
             TokenCounter(),
         )
+        self.chat_pipeline = chat_pipeline(self.auth, self.meter, lambda: self.retrieval)
+        self.embeddings_pipeline = embeddings_pipeline(self.auth, self.meter)
+        self.chat_completions = endpoint(self.chat_pipeline, lambda: self.runtime, "chat")
+        self.embeddings = endpoint(self.embeddings_pipeline, lambda: self.runtime, "embeddings")
         self.config_path = config_path
         self.reload_interval_s = reload_interval_s
         self.reloads = 0
@@ -88,6 +94,8 @@ class Gateway:
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/models/{name:path}", self.model, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
             *economics_api.routes(self),
             *retrieval_routes(lambda: self.retrieval, self.authenticate),
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -174,12 +182,18 @@ class Gateway:
         old, self.runtime = self.runtime, runtime
         self.reloads += 1
         self.last_reload_error = None
-        log.warning("config reloaded from %s", self.config_path)
+        log.info("config reloaded from %s", self.config_path)
         # Keep a reference: a task nobody holds can be garbage-collected mid-flight.
         retiring = asyncio.create_task(old.close_when_idle(successor=runtime))
         self._retiring.add(retiring)
         retiring.add_done_callback(self._retiring.discard)
         return True
+
+    async def openapi(self, request: Request) -> Response:
+        runtime = self.runtime
+        models = (*runtime.targets, *runtime.embedding_targets)
+        collections = tuple(runtime.config.collections)
+        return Response(openapi_document(models, collections), media_type=JSON)
 
     def authenticate(self, request: Request) -> Principal:
         client = request.client.host if request.client else None
@@ -187,81 +201,27 @@ class Gateway:
 
     # -- endpoints ---------------------------------------------------------------------
 
-    async def chat_completions(self, request: Request) -> Response:
-        return await chat.chat_completions(self, request)
-
-    async def embeddings(self, request: Request) -> Response:
-        trace_id = client_trace_id(request)
-        runtime = self.runtime
-        runtime.in_flight += 1
-        try:
-            principal = self.authenticate(request)
-            body = parse_json_object(await read_body(request, runtime))
-            texts = check_embeddings(body)
-            name = body["model"]
-            model = runtime.embedding_model(name)
-            if model is None:
-                raise NotFound(
-                    f"no embedding model named {name!r}; see GET /v1/models", param="model"
-                )
-            if not principal.may_embed(name):
-                raise PermissionDenied(
-                    f"key {principal.name!r} may not use {name!r}; "
-                    "create a key with --feature that names it"
-                )
-            provider = runtime.providers[model.provider]
-            result = await provider.embed(texts, model.model, model.timeout_s or 60.0)
-            payload = embeddings_response(name, result, body.get("encoding_format", "float"))
-            headers = {
-                "x-bounded-trace-id": trace_id,
-                "x-bounded-route": name,
-                "x-bounded-attempts": "1",
-            }
-            return Response(orjson.dumps(payload), media_type=JSON, headers=headers)
-        except BoundedError as exc:
-            return error_response(exc, trace_id)
-        finally:
-            leave(runtime)
-
     async def models(self, request: Request) -> Response:
         trace_id = client_trace_id(request)
         try:
             principal = self.authenticate(request)
         except BoundedError as exc:
             return error_response(exc, trace_id)
-        runtime = self.runtime
-        data = []
-        for name, target in runtime.targets.items():
-            if principal.may_use(target):
-                owner = target.feature.owner if target.feature else "bounded"
-                data.append(
-                    {
-                        "id": name,
-                        "object": "model",
-                        "created": 0,
-                        "owned_by": owner,
-                        "bounded": {
-                            "kind": "feature" if target.feature else "model",
-                            "targets": list(target.route.targets),
-                        },
-                    }
-                )
-        for name, model in runtime.config.models.items():
-            if model.kind == "embedding" and principal.may_embed(name):
-                data.append(
-                    {
-                        "id": name,
-                        "object": "model",
-                        "created": 0,
-                        "owned_by": "bounded",
-                        "bounded": {"kind": "embedding"},
-                    }
-                )
-        return Response(
-            orjson.dumps({"object": "list", "data": data}),
-            media_type=JSON,
-            headers={"x-bounded-trace-id": trace_id},
-        )
+        data = model_list(self.runtime, principal)
+        return _json({"object": "list", "data": data}, trace_id)
+
+    async def model(self, request: Request) -> Response:
+        """``GET /v1/models/{id}`` (the SDK's ``models.retrieve``)."""
+        trace_id = client_trace_id(request)
+        name = request.path_params["name"]
+        try:
+            principal = self.authenticate(request)
+            for entry in model_list(self.runtime, principal):
+                if entry["id"] == name:
+                    return _json(entry, trace_id)
+            raise NotFound(f"no feature or model named {name!r}; see GET /v1/models")
+        except BoundedError as exc:
+            return error_response(exc, trace_id)
 
     async def healthz(self, request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
@@ -284,13 +244,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         405: ("invalid_request_error", "method_not_allowed"),
     }
     kind, code = kinds.get(exc.status_code, ("invalid_request_error", "http_error"))
-    message = (
-        f"no endpoint {request.method} {request.url.path}"
-        if exc.status_code in kinds
-        else str(exc.detail)
-    )
+    message = str(exc.detail)
+    if exc.status_code == 404:
+        message = f"no endpoint {request.method} {request.url.path}; see GET /openapi.json"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"{request.url.path} does not take {request.method}; it takes {allowed}"
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return Response(orjson.dumps(body), status_code=exc.status_code, media_type=JSON)
+    return Response(
+        orjson.dumps(body), status_code=exc.status_code, media_type=JSON, headers=exc.headers
+    )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
@@ -304,6 +267,12 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
         }
     }
     return Response(orjson.dumps(body), status_code=500, media_type=JSON)
+
+
+def _json(payload: object, trace_id: str) -> Response:
+    return Response(
+        orjson.dumps(payload), media_type=JSON, headers={"x-bounded-trace-id": trace_id}
+    )
 
 
 def _mtime(path: Path | None) -> tuple[int, int] | None:

@@ -14,7 +14,10 @@ from starlette.routing import Route
 from bounded.economics.periods import PERIODS, window
 from bounded.economics.spend import GROUPS, record_outcome, spend_report
 from bounded.errors import BoundedError, NotFound, PermissionDenied, Unprocessable
-from bounded.gateway.chat import client_trace_id, error_response
+from bounded.gateway.api_schema import OutcomeRequest, check
+from bounded.gateway.call import client_trace_id
+from bounded.gateway.respond import error_response
+from bounded.gateway.stages.body import read_limited
 from bounded.gateway.validate import parse_json_object
 from bounded.store.db import Database
 
@@ -29,21 +32,10 @@ def routes(gateway: Gateway) -> list[Route]:
         trace_id = client_trace_id(request)
         try:
             principal = gateway.authenticate(request)
-            body = parse_json_object(await request.body())
-            target = body.get("trace_id")
-            if not isinstance(target, str) or not target:
-                raise Unprocessable(
-                    "'trace_id' must be the x-bounded-trace-id or session of a call",
-                    param="trace_id",
-                )
-            outcome = body.get("outcome")
-            if outcome not in ("success", "failure"):
-                raise Unprocessable("'outcome' must be success or failure", param="outcome")
-            value = body.get("value")
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                raise Unprocessable("'value' must be a number", param="value")
+            limit = gateway.runtime.config.server.max_body_bytes
+            body = parse_json_object(await read_limited(request, limit))
+            check(OutcomeRequest, body)
+            target, outcome, value = body["trace_id"], body["outcome"], body.get("value")
             linked = record_outcome(gateway.db, target, outcome, value, principal.key_id)
             if not linked:
                 raise NotFound(

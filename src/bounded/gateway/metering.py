@@ -1,68 +1,40 @@
 """Economics on the request path: estimate, reserve, then settle and write the ledger row.
 
-call = Call.begin(trace_id, session_id, principal, target, stream=False)
-await meter.admit(call, runtime, body)      # 429 here, before any upstream call
-...route...
-await meter.settle(call, runtime)          # returns once the ledger row is durable
+    await meter.admit(call)      # 429 here, before any upstream call
+    ...route...
+    await meter.settle(call)     # returns once the ledger row is durable
+
+What a hard budget guarantees (docs/economics.md says the same): a request is admitted
+only if the most it can cost (its prompt, plus ``max_tokens`` of output for every choice,
+at the dearest deployment of its route) fits; the ledger keeps what the upstream says it
+used. A stream is cut by bounded itself once its output reaches the reserved tokens. A
+non-streamed reply that reports more than was reserved is charged its true cost, flagged
+on its row (``over_reservation``, and ``over_max_tokens`` when the output passed the
+cap) and logged: spend can pass the budget by that excess, and only then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from bounded.config.schema import BoundedConfig, ModelConfig
-from bounded.economics.accountant import Accountant, Hold
+from bounded.economics.accountant import Accountant
 from bounded.economics.ledger import Ledger, LedgerRow, to_e10, usage_fields
 from bounded.economics.prices import cost_usd, max_cost_usd, price_for
 from bounded.economics.rules import BudgetRule, RateRule, budget_rules, key_rules, rate_rules
 from bounded.economics.tokens import TokenCounter, encoding_for, is_loaded
-from bounded.economics.usage import Usage
+from bounded.economics.usage import Usage, usage_from_openai
 from bounded.errors import RateLimited, TooManyRequests
-from bounded.gateway.auth import Principal
-from bounded.gateway.runtime import Runtime, Target
+from bounded.gateway.call import Call, Json
 from bounded.routing.router import Deployment, Gate
 
+log = logging.getLogger("bounded.economics")
+
 DEFAULT_MAX_OUTPUT = 4096
-
-
-@dataclass
-class Call:
-    """What one request did, filled in as it goes; becomes its ledger row."""
-
-    trace_id: str
-    session_id: str | None
-    principal: Principal
-    target: Target
-    stream: bool
-    ts: float = field(default_factory=time.time)
-    started: float = field(default_factory=time.perf_counter)
-    prompt_estimate: int = 0
-    body: dict[str, Any] | None = None
-    max_output: int = 0
-    hold: Hold | None = None
-    # Per-deployment rate limits taken by the router's gate, one per deployment tried.
-    deployment_holds: list[tuple[str, Hold]] = field(default_factory=list)
-    deployment: str | None = None
-    attempts: int = 0
-    first_token_at: float | None = None
-    usage: Usage | None = None
-    usage_source: str = "provider"
-    output_text: list[str] = field(default_factory=list)
-    status: int = 200
-    error_class: str | None = None
-    cost: Decimal = Decimal(0)
-    recorded: bool = False
-    streaming: bool = False  # set once a stream's body has started
-
-    @property
-    def team(self) -> str | None:
-        if self.target.team:
-            return self.target.team
-        return self.principal.teams[0] if self.principal.teams else None
 
 
 class Meter:
@@ -83,37 +55,41 @@ class Meter:
             rates += rate_rules(f"team:{call.team}", team.rate_limit)
         return budgets, rates
 
-    async def admit(self, call: Call, runtime: Runtime, body: dict[str, Any]) -> None:
+    # -- admission ---------------------------------------------------------------------
+
+    async def admit(self, call: Call) -> None:
         """Reserve the most this request can cost on any deployment of its route."""
+        runtime = call.runtime
         budgets, rates = self.rules(call, runtime.config)
         models = [runtime.config.models[name] for name in call.target.route.targets]
-        call.body = body
         if not budgets and not rates and not any(m.rate_limit for m in models):
             return  # nothing to reserve: count tokens only if the upstream reports none
-        call.prompt_estimate = await self.prompt_tokens(runtime, models, body)
-        max_out = max(_max_output(body, m, call.prompt_estimate) for m in models)
-        call.max_output = max_out
+        call.prompt_estimate = await self.prompt_tokens(call, models)
+        call.max_output = max(_max_output(call, m) for m in models)
         if not budgets and not rates:
             return
         max_cost = max(
-            max_cost_usd(price_for(m.model, m.price).price, call.prompt_estimate, max_out)
+            max_cost_usd(price_for(m.model, m.price).price, call.prompt_estimate, call.max_output)
             for m in models
         )
         call.hold = await self.accountant.reserve(
-            budgets, rates, max_cost, call.prompt_estimate + max_out, call.ts
+            budgets, rates, max_cost, call.prompt_estimate + call.max_output, call.ts
         )
+        call.hold.reserved_cost = max_cost
 
-    async def prompt_tokens(
-        self, runtime: Runtime, models: list[ModelConfig], body: dict[str, Any]
-    ) -> int:
-        """The most prompt tokens any deployment of the route will bill.
+    async def prompt_tokens(self, call: Call, models: list[ModelConfig]) -> int:
+        """The most prompt (or embedding input) tokens any deployment will bill.
 
         Providers that can count exactly (the local model renders its own chat template)
         do; the others get the offline OpenAI count, an estimate for non-OpenAI models.
         """
+        body = call.upstream
         counts: list[int] = []
         for model in models:
-            exact = getattr(runtime.providers[model.provider], "count_prompt_tokens", None)
+            if call.operation == "embeddings":
+                counts.append(await self._embedding_tokens(body["input"], model.model))
+                continue
+            exact = getattr(call.runtime.providers[model.provider], "count_prompt_tokens", None)
             if exact is not None:
                 counts.append(await exact({**body, "model": model.model}))
                 continue
@@ -123,6 +99,16 @@ class Meter:
                 count += self.counter.count_tools(body["tools"], model.model)
             counts.append(count)
         return max(counts)
+
+    async def _embedding_tokens(self, value: Any, model: str) -> int:
+        if isinstance(value, str):
+            value = [value]
+        if value and isinstance(value[0], int):
+            return len(value)  # one array of token ids
+        if value and isinstance(value[0], list):
+            return sum(len(ids) for ids in value)
+        await self._ensure_encoding(model)
+        return sum(self.counter.count_text(text, model) for text in value)
 
     async def _ensure_encoding(self, model: str) -> None:
         """Load an encoding the first time it is needed, in a thread, not on the loop."""
@@ -150,7 +136,9 @@ class Meter:
 
         return gate
 
-    def observe_chunk(self, call: Call, chunk: dict[str, Any]) -> None:
+    # -- while a stream runs -----------------------------------------------------------
+
+    def observe_chunk(self, call: Call, chunk: Json) -> None:
         """Track a streamed chunk: first-token time, text for counting, final usage."""
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
@@ -159,29 +147,59 @@ class Meter:
                 if call.first_token_at is None:
                     call.first_token_at = time.perf_counter()
                 call.output_text.append(text)
+                call.output_chars += len(text)
             for tool_call in delta.get("tool_calls") or ():
                 if call.first_token_at is None:
                     call.first_token_at = time.perf_counter()
-                call.output_text.append((tool_call.get("function") or {}).get("arguments") or "")
+                arguments = (tool_call.get("function") or {}).get("arguments") or ""
+                call.output_text.append(arguments)
+                call.output_chars += len(arguments)
         usage = chunk.get("usage")
         if usage:
             # Providers that repeat cumulative usage on many chunks: the last one wins.
             call.usage = _read_usage(usage)
 
-    async def settle(self, call: Call, runtime: Runtime) -> None:
-        """Price the call, settle its reservation and write its row (durable on return)."""
+    def output_cap_reached(self, call: Call) -> bool:
+        """Has a reserved stream produced all the output tokens it reserved?
+
+        Cheap on the common path: a token is at least one byte and a character at most
+        four, so while four times the characters received is under the cap nothing is
+        counted. Past that the text is counted, and counted again only once it has grown
+        enough to hold the tokens that were left.
+        """
+        if call.hold is None or not call.max_output:
+            return False
+        bound = 4 * call.output_chars  # no more tokens than this
+        if bound < call.max_output or bound < call.cap_check_at:
+            return False
+        model = call.runtime.config.models.get(call.deployment or "")
+        used = self.counter.count_text("".join(call.output_text), model.model if model else "")
+        if used >= call.max_output:
+            return True
+        call.cap_check_at = bound + (call.max_output - used)
+        return False
+
+    # -- settlement --------------------------------------------------------------------
+
+    async def settle(self, call: Call) -> None:
+        """Price the call, settle its reservation and write its row (durable on return).
+
+        Settles once: a second call (a stream abandoned while its settlement runs) is a
+        no-op.
+        """
+        if call.recorded:
+            return
         call.recorded = True
+        runtime = call.runtime
         model = runtime.config.models.get(call.deployment or "")
-        if call.usage is None and model is not None and call.status < 400:
-            if not call.prompt_estimate and call.body is not None:
-                call.prompt_estimate = await self.prompt_tokens(runtime, [model], call.body)
-            await self._ensure_encoding(model.model)
-            output = self.counter.count_text("".join(call.output_text), model.model)
-            call.usage = Usage(call.prompt_estimate, output)
-            call.usage_source = "counted"
+        if call.usage is None and model is not None and (call.status < 400 or call.output_text):
+            # No usage from the upstream: count what it was sent and what it sent back,
+            # including a stream that failed or was dropped after its first tokens.
+            await self._count_usage(call, model)
         usage = call.usage or Usage()
         if model is not None:
             call.cost = cost_usd(price_for(model.model, model.price).price, usage)
+        self._flag_overruns(call, usage)
         if call.hold is not None:
             await self.accountant.settle(call.hold, call.cost, usage.total_tokens)
         for i, (name, hold) in enumerate(call.deployment_holds):
@@ -189,50 +207,88 @@ class Meter:
             # attempts that failed get their reservation back.
             answered = i == len(call.deployment_holds) - 1 and name == call.deployment
             await self.accountant.settle(hold, Decimal(0), usage.total_tokens if answered else 0)
-        row = LedgerRow(
-            ts=call.ts,
-            trace_id=call.trace_id,
-            session_id=call.session_id,
-            key_id=call.principal.key_id,
-            team=call.team,
-            feature=call.target.name if call.target.feature else None,
-            arm="stable",
-            provider=model.provider if model else None,
-            deployment=call.deployment,
-            model=model.model if model else None,
-            cost_e10=to_e10(call.cost),
-            usage_source=call.usage_source if call.usage is not None else "none",
-            latency_ms=(time.perf_counter() - call.started) * 1000,
-            ttft_ms=(call.first_token_at - call.started) * 1000 if call.first_token_at else None,
-            status=call.status,
-            error_class=call.error_class,
-            attempts=call.attempts,
-            stream=call.stream,
-            **usage_fields(usage),
-        )
-        await self.ledger.record(row)
+        await self.ledger.record(_row(call, model, usage))
         for rule in call.hold.alerts if call.hold else ():
             await self.ledger.record_alert(
                 call.ts, rule.scope, rule.period, rule.amount, call.trace_id
             )
 
+    async def _count_usage(self, call: Call, model: ModelConfig) -> None:
+        if not call.prompt_estimate:
+            call.prompt_estimate = await self.prompt_tokens(call, [model])
+        await self._ensure_encoding(model.model)
+        output = self.counter.count_text("".join(call.output_text), model.model)
+        call.usage = Usage(call.prompt_estimate, output)
+        call.usage_source = "counted"
 
-def usage_from_response(response: dict[str, Any]) -> Usage | None:
+    def _flag_overruns(self, call: Call, usage: Usage) -> None:
+        """An upstream that used more than was reserved: keep the truth, say so loudly."""
+        if call.hold is None:
+            return
+        if call.max_output and usage.output_tokens > call.max_output:
+            call.flags.append("over_max_tokens")
+        if call.cost > call.hold.reserved_cost:
+            call.flags.append("over_reservation")
+            log.warning(
+                "deployment %s reported %d input and %d output tokens for call %s, more than "
+                "the %d + %d reserved: charged the true $%s, which may pass a hard budget",
+                call.deployment,
+                usage.input_tokens,
+                usage.output_tokens,
+                call.trace_id,
+                call.prompt_estimate,
+                call.max_output,
+                call.cost,
+            )
+
+
+def _row(call: Call, model: ModelConfig | None, usage: Usage) -> LedgerRow:
+    return LedgerRow(
+        ts=call.ts,
+        trace_id=call.trace_id,
+        session_id=call.session_id,
+        key_id=call.principal.key_id,
+        team=call.team,
+        feature=call.target.name if call.target.feature else None,
+        arm="stable",
+        provider=model.provider if model else None,
+        deployment=call.deployment,
+        model=model.model if model else None,
+        cost_e10=to_e10(call.cost),
+        usage_source=call.usage_source if call.usage is not None else "none",
+        latency_ms=(time.perf_counter() - call.started) * 1000,
+        ttft_ms=(call.first_token_at - call.started) * 1000 if call.first_token_at else None,
+        status=call.status,
+        error_class=call.error_class,
+        attempts=call.attempts,
+        stream=call.stream,
+        operation=call.operation,
+        flags=",".join(call.flags) or None,
+        **usage_fields(usage),
+    )
+
+
+def usage_from_response(response: Json) -> Usage | None:
     return _read_usage(response.get("usage"))
 
 
 def _read_usage(usage: Any) -> Usage | None:
-    from bounded.economics.usage import usage_from_openai
-
     return usage_from_openai(usage) if isinstance(usage, dict) else None
 
 
-def _max_output(body: dict[str, Any], model: ModelConfig, prompt_tokens: int) -> int:
+def _max_output(call: Call, model: ModelConfig) -> int:
+    """Output tokens to reserve on ``model``: per choice times the number of choices."""
+    if call.operation == "embeddings":
+        return 0
+    body = call.upstream
+    choices = body.get("n") or 1
     requested = body.get("max_completion_tokens") or body.get("max_tokens")
-    if isinstance(requested, int) and requested > 0:
-        return requested
-    if model.max_output_tokens:
-        return model.max_output_tokens
-    if model.context_window:
-        return max(1, model.context_window - prompt_tokens)
-    return DEFAULT_MAX_OUTPUT
+    if requested:
+        per_choice = int(requested)
+    elif model.max_output_tokens:
+        per_choice = model.max_output_tokens
+    elif model.context_window:
+        per_choice = max(1, model.context_window - call.prompt_estimate)
+    else:
+        per_choice = DEFAULT_MAX_OUTPUT
+    return int(per_choice * choices)

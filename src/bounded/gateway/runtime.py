@@ -11,7 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from bounded.config.schema import BoundedConfig, FeatureConfig, ModelConfig, RouteConfig
+from bounded.config.schema import BoundedConfig, FeatureConfig, RouteConfig
 from bounded.providers.base import Provider
 from bounded.providers.registry import build_provider
 from bounded.routing.router import Deployment, Router
@@ -38,6 +38,7 @@ class Runtime:
     providers: dict[str, Provider]
     router: Router
     targets: dict[str, Target]
+    embedding_targets: dict[str, Target] = field(default_factory=dict)
     in_flight: int = 0
     retired: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -59,16 +60,18 @@ class Runtime:
         if previous is not None:
             _carry_health(previous, router, config)
         targets: dict[str, Target] = {}
+        embedding_targets: dict[str, Target] = {}
         for name, model in config.models.items():
             if model.kind == "chat":
                 targets[name] = Target(name, RouteConfig(targets=(name,)))
+            else:
+                # Routed like a one-target feature: breaker, retries, the model's rate
+                # limit. A batch of texts takes longer than a chat turn: a minute by default.
+                route = RouteConfig(targets=(name,), timeout_s=model.timeout_s or 60.0)
+                embedding_targets[name] = Target(name, route)
         for name, feature in config.features.items():
             targets[name] = Target(name, feature.route, feature)
-        return cls(config, providers, router, targets)
-
-    def embedding_model(self, name: str) -> ModelConfig | None:
-        model = self.config.models.get(name)
-        return model if model is not None and model.kind == "embedding" else None
+        return cls(config, providers, router, targets, embedding_targets)
 
     async def close_when_idle(self, successor: Runtime | None = None) -> None:
         """Wait for in-flight requests, then close providers the successor does not reuse."""

@@ -37,7 +37,7 @@ from bounded.errors import (
 )
 from bounded.providers.anthropic_stream import StreamTranslator
 from bounded.providers.anthropic_translate import from_messages_response, to_messages_request
-from bounded.providers.base import ChatRequest, EmbeddingResult, Json
+from bounded.providers.base import ChatRequest, EmbeddingResult, Json, encode_request
 from bounded.providers.openai import parse_retry_after
 from bounded.providers.sse import iter_sse_events
 
@@ -139,16 +139,14 @@ class AnthropicProvider:
             await self._session.close()
 
     async def _post(
-        self, payload: Json, timeout: aiohttp.ClientTimeout, headers: dict[str, str]
+        self, data: bytes, timeout: aiohttp.ClientTimeout, headers: dict[str, str]
     ) -> aiohttp.ClientResponse:
         hdrs = {**self._headers, **headers} if headers else self._headers
-        return await self._client().post(
-            self.url, data=orjson.dumps(payload), headers=hdrs, timeout=timeout
-        )
+        return await self._client().post(self.url, data=data, headers=hdrs, timeout=timeout)
 
     async def complete(self, request: ChatRequest) -> Json:
         deployment = str(request.body.get("model"))
-        payload = to_messages_request(request.body, stream=False)
+        payload = encode_request(to_messages_request(request.body, stream=False))
         timeout = aiohttp.ClientTimeout(total=request.timeout_s)
         try:
             resp = await self._post(payload, timeout, request.headers)
@@ -172,7 +170,7 @@ class AnthropicProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Json]:
         deployment = str(request.body.get("model"))
-        payload = to_messages_request(request.body, stream=True)
+        payload = encode_request(to_messages_request(request.body, stream=True))
         # The attempt timeout bounds connecting and each wait for the next bytes.
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=request.timeout_s, sock_read=request.timeout_s
@@ -200,7 +198,14 @@ class AnthropicProvider:
                 raise _translate(exc, deployment) from exc
         raise Unavailable("anthropic stream ended before message_stop", deployment=deployment)
 
-    async def embed(self, texts: list[str], model: str, timeout_s: float) -> EmbeddingResult:
+    async def embed(
+        self,
+        texts: list[str] | list[list[int]],
+        model: str,
+        timeout_s: float,
+        *,
+        dimensions: int | None = None,
+    ) -> EmbeddingResult:
         raise BadRequest(
             "Anthropic has no embeddings API", deployment=model, code="embeddings_not_supported"
         )

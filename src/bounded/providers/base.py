@@ -14,7 +14,26 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
+
+from bounded.errors import InvalidRequest
+
 Json = dict[str, Any]
+
+
+def encode_request(body: Json) -> bytes:
+    """The request as bytes for the upstream, made *before* anything is sent.
+
+    Failing here is never the deployment's fault: it happens before the upstream saw a
+    byte, so it is raised as the client's error, outside the code that turns transport
+    failures into provider errors (which count against breakers and fall back).
+    """
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidRequest(
+            f"request cannot be encoded for the upstream: {exc}", code="unencodable_request"
+        ) from None
 
 
 @dataclass(slots=True)
@@ -47,6 +66,15 @@ class Provider(Protocol):
         """Yield OpenAI ``chat.completion.chunk`` dicts; the last may carry ``usage``."""
         ...
 
-    async def embed(self, texts: list[str], model: str, timeout_s: float) -> EmbeddingResult: ...
+    async def embed(
+        self,
+        texts: list[str] | list[list[int]],
+        model: str,
+        timeout_s: float,
+        *,
+        dimensions: int | None = None,
+    ) -> EmbeddingResult:
+        """Vectors for ``texts`` (token-id arrays only where ``accepts_token_ids``)."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -61,6 +61,7 @@ from bounded.config.schema import ProviderConfig
 from bounded.errors import BadRequest, ContextTooLong, ProviderError, Timeout, Unavailable
 from bounded.providers.base import ChatRequest, EmbeddingResult, Json
 from bounded.providers.llama_params import without_extra_buffers
+from bounded.providers.local_embed import DIMENSIONS as EMBEDDING_DIMENSIONS
 from bounded.providers.local_embed import INSTALL_HINT, MODEL_NAME, MiniLMEmbedder
 from bounded.providers.local_wire import Chunks, Options, Outcome, completion_body, parse_body
 
@@ -190,13 +191,30 @@ class LocalProvider:
             stop.set()  # the worker checks this between tokens and frees itself
             self._jobs.discard(stop)
 
-    async def embed(self, texts: list[str], model: str, timeout_s: float) -> EmbeddingResult:
+    async def embed(
+        self,
+        texts: list[str] | list[list[int]],
+        model: str,
+        timeout_s: float,
+        *,
+        dimensions: int | None = None,
+    ) -> EmbeddingResult:
         if model.lower() not in _EMBED_ALIASES:
             raise BadRequest(
                 f"the local provider embeds only with {MODEL_NAME!r}, not {model!r}",
                 deployment=self.name,
             )
-        if not all(isinstance(t, str) for t in texts):
+        if dimensions is not None and dimensions != EMBEDDING_DIMENSIONS:
+            # MiniLM was not trained to be cut short (no Matryoshka loss): a truncated
+            # vector would rank worse without saying so. Refuse instead.
+            raise BadRequest(
+                f"{MODEL_NAME} gives {EMBEDDING_DIMENSIONS}-dimensional vectors; it cannot "
+                f"give {dimensions}",
+                deployment=self.name,
+                code="unsupported_dimensions",
+            )
+        strings = [t for t in texts if isinstance(t, str)]
+        if len(strings) != len(texts):
             raise BadRequest(
                 "local embeddings take strings, not token arrays", deployment=self.name
             )
@@ -207,7 +225,7 @@ class LocalProvider:
         try:
             async with asyncio.timeout(timeout_s):
                 return await asyncio.get_running_loop().run_in_executor(
-                    self._embed_pool, self._embedder.embed, texts
+                    self._embed_pool, self._embedder.embed, strings
                 )
         except TimeoutError:  # the batch runs on to its end: a retry would queue behind it
             raise Timeout(

@@ -26,7 +26,7 @@ from bounded.errors import (
     Timeout,
     Unavailable,
 )
-from bounded.providers.base import ChatRequest, EmbeddingResult, Json
+from bounded.providers.base import ChatRequest, EmbeddingResult, Json, encode_request
 from bounded.providers.sse import iter_sse_data
 
 _CONTEXT_MARKERS = (
@@ -118,6 +118,9 @@ def _error_text(body: bytes) -> tuple[str, str]:
 class OpenAIProvider:
     """Talks to ``{base_url}/chat/completions`` and ``{base_url}/embeddings``."""
 
+    # OpenAI's API takes arrays of token ids as embedding input; pass them on as sent.
+    accepts_token_ids = True
+
     def __init__(self, name: str, config: ProviderConfig):
         self.name = name
         self.base_url = (config.base_url or "https://api.openai.com/v1").rstrip("/")
@@ -144,21 +147,22 @@ class OpenAIProvider:
     async def _post(
         self,
         path: str,
-        body: Json,
+        data: bytes,
         timeout: aiohttp.ClientTimeout,
         headers: dict[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
         hdrs = {**self._headers, **headers} if headers else self._headers
         return await self._client().post(
-            self.base_url + path, data=orjson.dumps(body), headers=hdrs, timeout=timeout
+            self.base_url + path, data=data, headers=hdrs, timeout=timeout
         )
 
     async def complete(self, request: ChatRequest) -> Json:
         deployment = str(request.body.get("model"))
         # Rounded up to a quarter second: the router's own timer is exact, this is a backstop.
         timeout = _total_timeout(math.ceil(request.timeout_s * 4) / 4)
+        data = encode_request(request.body)
         try:
-            resp = await self._post("/chat/completions", request.body, timeout, request.headers)
+            resp = await self._post("/chat/completions", data, timeout, request.headers)
             async with resp:
                 raw = await resp.read()
                 if resp.status >= 400:
@@ -168,24 +172,24 @@ class OpenAIProvider:
         except Exception as exc:
             raise _translate(exc, deployment) from exc
         try:
-            data = orjson.loads(raw)
+            reply = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise Unavailable("upstream sent malformed JSON", deployment=deployment) from None
-        if not isinstance(data, dict) or "choices" not in data:
-            if isinstance(data, dict) and "error" in data:
-                raise error_from_payload(data, deployment)
+        if not isinstance(reply, dict) or "choices" not in reply:
+            if isinstance(reply, dict) and "error" in reply:
+                raise error_from_payload(reply, deployment)
             raise Unavailable("upstream reply has no choices", deployment=deployment)
-        return data
+        return reply
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Json]:
         deployment = str(request.body.get("model"))
-        body = {**request.body, "stream": True}
+        data = encode_request({**request.body, "stream": True})
         # The attempt timeout bounds connecting and each wait for the next bytes.
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=request.timeout_s, sock_read=request.timeout_s
         )
         try:
-            resp = await self._post("/chat/completions", body, timeout, request.headers)
+            resp = await self._post("/chat/completions", data, timeout, request.headers)
         except Exception as exc:
             raise _translate(exc, deployment) from exc
         async with resp:
@@ -214,17 +218,30 @@ class OpenAIProvider:
             if not finished:
                 raise Unavailable("upstream stream ended before it finished", deployment=deployment)
 
-    async def embed(self, texts: list[str], model: str, timeout_s: float) -> EmbeddingResult:
+    async def embed(
+        self,
+        texts: list[str] | list[list[int]],
+        model: str,
+        timeout_s: float,
+        *,
+        dimensions: int | None = None,
+    ) -> EmbeddingResult:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
+        body: Json = {"model": model, "input": texts}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        data = encode_request(body)
         try:
-            resp = await self._post("/embeddings", {"model": model, "input": texts}, timeout)
+            resp = await self._post("/embeddings", data, timeout)
             async with resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise error_from_response(resp.status, raw, resp.headers, model)
-            data = orjson.loads(raw)
-            vectors = [item["embedding"] for item in sorted(data["data"], key=lambda d: d["index"])]
-            tokens = int((data.get("usage") or {}).get("prompt_tokens") or 0)
+            reply = orjson.loads(raw)
+            vectors = [
+                item["embedding"] for item in sorted(reply["data"], key=lambda d: d["index"])
+            ]
+            tokens = int((reply.get("usage") or {}).get("prompt_tokens") or 0)
         except ProviderError:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from bounded.config.schema import BreakerPolicy, ModelConfig, RouteConfig
 from bounded.errors import ProviderError, RateLimited, Timeout, Unavailable
-from bounded.providers.base import ChatRequest, Json, Provider
+from bounded.providers.base import ChatRequest, EmbeddingResult, Json, Provider
 from bounded.routing.breaker import Breaker
 from bounded.routing.strategies import STRATEGIES, Candidate, LiveStats
 
@@ -143,6 +143,27 @@ class Router:
         chunks = await self._route(route, trace, attempt, settle_on_return=False, gate=gate)
         return RoutedStream(trace, chunks)
 
+    async def embed(
+        self,
+        route: RouteConfig,
+        inputs: list[str] | list[list[int]],
+        trace: RouteTrace | None = None,
+        gate: Gate | None = None,
+        *,
+        dimensions: int | None = None,
+    ) -> EmbeddingResult:
+        """Embeddings through the same retries, timeouts and breakers as chat."""
+        trace = trace if trace is not None else RouteTrace()
+        extra = {} if dimensions is None else {"dimensions": dimensions}
+
+        async def attempt(dep: Deployment, timeout: float) -> EmbeddingResult:
+            async with asyncio.timeout(timeout):
+                return await dep.provider.embed(
+                    inputs, dep.model.model, timeout + _BACKSTOP_S, **extra
+                )
+
+        return await self._route(route, trace, attempt, settle_on_return=True, gate=gate)
+
     async def _route(
         self,
         route: RouteConfig,
@@ -187,7 +208,7 @@ class Router:
                 try:
                     result = await attempt(dep, timeout)
                 except (ProviderError, TimeoutError) as exc:
-                    last_error = _as_provider_error(exc, dep.name, timeout)
+                    last_error = _as_provider_error(exc, dep, timeout)
                     trace.errors.append(f"{dep.name}: {last_error.kind}")
                     if isinstance(exc, TimeoutError) and timeout < per_attempt:
                         # Cut short by the request's deadline, not slow by its own measure.
@@ -262,7 +283,7 @@ class Router:
                 chunk["model"] = alias
                 yield chunk
         except (ProviderError, TimeoutError) as exc:
-            error = _as_provider_error(exc, dep.name, idle_timeout, mid_stream=True)
+            error = _as_provider_error(exc, dep, idle_timeout, mid_stream=True)
             _settle_failure(breaker, error)
             if error is exc:
                 raise
@@ -304,14 +325,19 @@ def _deadline_error(route: RouteConfig, trace: RouteTrace) -> ProviderError:
 
 
 def _as_provider_error(
-    exc: BaseException, deployment: str, timeout: float, *, mid_stream: bool = False
+    exc: BaseException, dep: Deployment, timeout: float, *, mid_stream: bool = False
 ) -> ProviderError:
     if isinstance(exc, ProviderError):
         if exc.deployment is None:
-            exc.deployment = deployment
+            exc.deployment = dep.name
         return exc
     what = "next stream chunk" if mid_stream else "reply"
-    return Timeout(f"{deployment}: no {what} within {timeout:g}s", deployment=deployment)
+    # A provider may know that a timeout will not pass on a second try (the one
+    # in-process model is busy or too slow): then move on, don't wait for it again.
+    retryable = getattr(dep.provider, "timeouts_retryable", True)
+    return Timeout(
+        f"{dep.name}: no {what} within {timeout:g}s", deployment=dep.name, retryable=retryable
+    )
 
 
 async def _until_first_token(chunks: AsyncIterator[Json]) -> list[Json]:

@@ -1,0 +1,202 @@
+"""One request on its way through the gateway, and the stages it passes.
+
+A stage is one small async callable: it gets the call and the rest of the path, and
+returns the reply. It may work before handing on (auth, parse, admit), after (settle,
+attach citations), around it (retry a repair, record a failure), or instead of it (a
+cache hit, a refusal). The request path is a list of stages; the same list serves JSON
+and SSE, because a reply is either a body or a stream of chunks and a stage that cares
+about the difference wraps the stream.
+
+    class Shout:
+        name = "shout"
+
+        async def __call__(self, call: Call, next: Next) -> Reply:
+            reply = await next(call)
+            if reply.body is not None:
+                reply.body["choices"][0]["message"]["content"] += "!"
+            return reply
+
+    pipeline = Pipeline([Authenticate(auth), ..., Shout(), Route()])
+    reply = await pipeline(call)
+
+Why this shape: Starlette's ``(scope, receive, send)`` taught that one tiny interface
+composes better than hooks. Wrapping providers (``Settled(Routed(...))``) was the other
+candidate, but half the path (auth, parse, resolve, context) is not provider-shaped, and
+output validation must re-enter the route; a stage that gets ``next`` can call it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from starlette.requests import Request
+
+from bounded.economics.accountant import Hold
+from bounded.economics.ledger import MAX_SESSION_CHARS
+from bounded.economics.usage import Usage
+from bounded.gateway.auth import Principal
+from bounded.gateway.runtime import Runtime, Target
+from bounded.routing.router import RouteTrace
+
+Json = dict[str, Any]
+MAX_CLIENT_ID_CHARS = MAX_SESSION_CHARS  # an x-bounded-session longer than this: 400
+
+
+@dataclass(slots=True)
+class Reply:
+    """What a stage returns: a JSON ``body``, or ``chunks`` of an SSE stream."""
+
+    body: Json | None = None
+    chunks: AsyncIterator[Json] | None = None
+
+
+@dataclass(eq=False)
+class Call:
+    """Everything one request carries and gathers, from its key to its ledger row.
+
+    Fields without a default are set by the stage that owns them (``principal`` by
+    auth, ``body`` by parse, ``target`` and ``upstream`` by resolve) and read only by
+    stages after it.
+    """
+
+    request: Request
+    runtime: Runtime
+    trace_id: str
+    operation: str  # "chat" | "embeddings"
+    session_id: str | None = None
+    ts: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal = field(init=False)
+    body: Json = field(init=False)  # as the client sent it
+    target: Target = field(init=False)
+    upstream: Json = field(init=False)  # as it goes to the provider
+    stream: bool = False
+    wants_usage: bool = False  # the client asked for stream_options.include_usage
+    trace: RouteTrace = field(default_factory=RouteTrace)
+    headers: dict[str, str] = field(default_factory=dict)  # added to the response
+    # -- economics: filled by admit, route and settle; becomes the ledger row ----------
+    prompt_estimate: int = 0
+    max_output: int = 0  # output tokens reserved for, all choices together
+    hold: Hold | None = None
+    deployment_holds: list[tuple[str, Hold]] = field(default_factory=list)
+    deployment: str | None = None
+    attempts: int = 0
+    first_token_at: float | None = None
+    usage: Usage | None = None
+    usage_source: str = "provider"
+    output_text: list[str] = field(default_factory=list)
+    output_chars: int = 0
+    cap_check_at: int = 0  # see Meter.output_cap_reached
+    status: int = 200
+    error_class: str | None = None
+    cost: Decimal = Decimal(0)
+    flags: list[str] = field(default_factory=list)
+    recorded: bool = False
+    streaming: bool = False  # a stream's body has started
+    _cleanups: list[Callable[[], None]] = field(default_factory=list)
+    _closed: bool = False
+
+    @classmethod
+    def begin(cls, request: Request, runtime: Runtime, operation: str) -> Call:
+        """Start a call on the current runtime; :meth:`close` must follow."""
+        runtime.in_flight += 1
+        call = cls(request, runtime, client_trace_id(request), operation)
+        call.on_close(lambda: _leave(runtime))
+        return call
+
+    @property
+    def team(self) -> str | None:
+        if self.target.team:
+            return self.target.team
+        return self.principal.teams[0] if self.principal.teams else None
+
+    def on_close(self, cleanup: Callable[[], None]) -> None:
+        """Run ``cleanup`` when the response is done (sent, failed or abandoned)."""
+        self._cleanups.append(cleanup)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for cleanup in reversed(self._cleanups):
+            cleanup()
+
+
+Next = Callable[[Call], Awaitable[Reply]]
+
+
+class Stage(Protocol):
+    name: str
+
+    async def __call__(self, call: Call, next: Next) -> Reply: ...
+
+
+class Pipeline:
+    """Stages linked once, at start-up: calling it runs the first with the rest as next."""
+
+    def __init__(self, stages: Sequence[Stage]):
+        self.stages = tuple(stages)
+        run: Next = _end
+        for stage in reversed(self.stages):
+            run = _link(stage, run)
+        self._run = run
+
+    async def __call__(self, call: Call) -> Reply:
+        return await self._run(call)
+
+    @property
+    def names(self) -> list[str]:
+        return [stage.name for stage in self.stages]
+
+
+def _link(stage: Stage, rest: Next) -> Next:
+    async def run(call: Call) -> Reply:
+        return await stage(call, rest)
+
+    return run
+
+
+async def _end(call: Call) -> Reply:
+    raise RuntimeError("the request path ended without a reply: its last stage must answer")
+
+
+def _leave(runtime: Runtime) -> None:
+    runtime.in_flight -= 1
+    if runtime.in_flight == 0:
+        runtime.retired.set()
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def in_background(work: Awaitable[None]) -> None:
+    """Run ``work`` after the response, holding the task until it is done (an
+    unreferenced task can be garbage-collected mid-flight)."""
+
+    async def run() -> None:
+        await work
+
+    task = asyncio.get_running_loop().create_task(run())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def client_trace_id(request: Request) -> str:
+    """The caller's own trace id (so several calls can share one), or a new one."""
+    given = request.headers.get("x-bounded-trace-id")
+    if given and _is_client_id(given):
+        return given
+    return secrets.token_hex(16)
+
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+
+
+def _is_client_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and _ID_CHARS.issuperset(value)

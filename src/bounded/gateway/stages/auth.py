@@ -1,0 +1,29 @@
+"""Auth: the bearer key becomes a principal before anything else is read."""
+
+from __future__ import annotations
+
+from bounded.errors import InvalidRequest
+from bounded.gateway.auth import Authenticator
+from bounded.gateway.call import MAX_CLIENT_ID_CHARS, Call, Next, Reply
+
+
+class Authenticate:
+    name = "auth"
+
+    def __init__(self, authenticator: Authenticator):
+        self._auth = authenticator
+
+    async def __call__(self, call: Call, next: Next) -> Reply:
+        request = call.request
+        client = request.client.host if request.client else None
+        call.principal = self._auth.authenticate(request.headers.get("authorization"), client)
+        session = request.headers.get("x-bounded-session")
+        if session is not None:
+            if not 0 < len(session) <= MAX_CLIENT_ID_CHARS:
+                raise InvalidRequest(
+                    f"x-bounded-session must be 1 to {MAX_CLIENT_ID_CHARS} characters",
+                    param="x-bounded-session",
+                    code="invalid_session",
+                )
+            call.session_id = session
+        return await next(call)

@@ -1,0 +1,66 @@
+"""Context: for features with ``retrieval:``, numbered sources in, citations out.
+
+Before admission on purpose: the budget reservation must count the tokens it adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from bounded.economics.tokens import TokenCounter
+from bounded.gateway.call import Call, Json, Next, Reply
+from bounded.gateway.streams import closing
+from bounded.retrieval.access import viewer_for
+from bounded.retrieval.context import assemble_context, attach_citations, citations_event
+
+if TYPE_CHECKING:
+    from bounded.retrieval.service import RetrievalService
+
+ServiceRef = Callable[[], "RetrievalService | None"]
+
+
+class Context:
+    name = "context"
+
+    def __init__(self, service: ServiceRef, counter: TokenCounter):
+        self._service = service
+        self._counter = counter
+
+    async def __call__(self, call: Call, next: Next) -> Reply:
+        feature = call.target.feature
+        service = self._service()
+        if feature is None or feature.retrieval is None or service is None:
+            return await next(call)
+        model = call.runtime.config.models[call.target.route.targets[0]].model
+        assembled = await assemble_context(
+            service,
+            feature.retrieval,
+            call.upstream["messages"],
+            viewer_for(call.principal),
+            count=self._counter.counter_for(model),
+        )
+        call.upstream["messages"] = assembled.messages
+        citations = assembled.citations_json()
+        if not citations:
+            return await next(call)
+        call.headers["x-bounded-citations"] = assembled.header()
+        reply = await next(call)
+        if reply.chunks is not None:
+            reply.chunks = _then_citations(reply.chunks, citations)
+        elif reply.body is not None:
+            reply.body = attach_citations(reply.body, citations)
+        return reply
+
+
+async def _then_citations(
+    chunks: AsyncIterator[Json], citations: list[dict[str, Any]]
+) -> AsyncIterator[Json]:
+    """The stream as it was, then one last chunk with the citations (before [DONE])."""
+    last: Json | None = None
+    async with closing(chunks):
+        async for chunk in chunks:
+            last = chunk
+            yield chunk
+    if last is not None:
+        yield citations_event(citations, like=last)
