@@ -89,20 +89,25 @@ class Gateway:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def app(self) -> ASGIApp:
-        routes = [
+    def routes(self) -> list[Route]:
+        """Every endpoint; ``/openapi.json`` describes each (a test holds them equal)."""
+        return [
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/models/{name:path}", self.model, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
-            *economics_api.routes(self),
+            *economics_api.routes(
+                self.authenticate, self.db, lambda: self.runtime.config.server.max_body_bytes
+            ),
             *retrieval_routes(lambda: self.retrieval, self.authenticate),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
         ]
+
+    def app(self) -> ASGIApp:
         starlette = Starlette(
-            routes=routes,
+            routes=self.routes(),
             lifespan=self._lifespan,
             exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         )

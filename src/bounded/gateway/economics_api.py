@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import orjson
 from starlette.requests import Request
@@ -15,28 +15,29 @@ from bounded.economics.periods import PERIODS, window
 from bounded.economics.spend import GROUPS, record_outcome, spend_report
 from bounded.errors import BoundedError, NotFound, PermissionDenied, Unprocessable
 from bounded.gateway.api_schema import OutcomeRequest, check
+from bounded.gateway.auth import Principal
 from bounded.gateway.call import client_trace_id
 from bounded.gateway.respond import error_response
 from bounded.gateway.stages.body import read_limited
 from bounded.gateway.validate import parse_json_object
 from bounded.store.db import Database
 
-if TYPE_CHECKING:
-    from bounded.gateway.app import Gateway
+Authenticate = Callable[[Request], Principal]
 
 JSON = "application/json"
 
 
-def routes(gateway: Gateway) -> list[Route]:
+def routes(authenticate: Authenticate, db: Database, body_limit: Callable[[], int]) -> list[Route]:
+    """The routes, given how to authenticate, the store, and the current body limit."""
+
     async def outcomes(request: Request) -> Response:
         trace_id = client_trace_id(request)
         try:
-            principal = gateway.authenticate(request)
-            limit = gateway.runtime.config.server.max_body_bytes
-            body = parse_json_object(await read_limited(request, limit))
+            principal = authenticate(request)
+            body = parse_json_object(await read_limited(request, body_limit()))
             check(OutcomeRequest, body)
             target, outcome, value = body["trace_id"], body["outcome"], body.get("value")
-            linked = record_outcome(gateway.db, target, outcome, value, principal.key_id)
+            linked = record_outcome(db, target, outcome, value, principal.key_id)
             if not linked:
                 raise NotFound(
                     f"no call with trace id or session {target!r}",
@@ -51,13 +52,13 @@ def routes(gateway: Gateway) -> list[Route]:
     async def spend(request: Request) -> Response:
         trace_id = client_trace_id(request)
         try:
-            principal = gateway.authenticate(request)
+            principal = authenticate(request)
             if not principal.admin:
                 raise PermissionDenied("spend reports need the admin key", code="admin_required")
             since, until, period = spend_window(
                 request.query_params.get("period", "month"), request.query_params.get("since")
             )
-            report = await asyncio.to_thread(_report, gateway.db.url, since, until)
+            report = await asyncio.to_thread(_report, db.url, since, until)
             payload = {"period": period, "since": since, "until": until, **report}
             return Response(orjson.dumps(payload), media_type=JSON)
         except BoundedError as exc:
