@@ -38,7 +38,7 @@ from bounded.retrieval.access import Viewer
 from bounded.retrieval.documents import HEADING_SEPARATOR, Chunk
 from bounded.retrieval.embedding import LocalMiniLM, Matrix
 from bounded.retrieval.service import RetrievalService, collection_url
-from bounded.store.db import sqlite_path
+from bounded.store.urls import sqlite_path
 
 
 class ReusedVectors:

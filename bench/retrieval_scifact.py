@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 
 from bounded.config.loader import parse_config
-from bounded.retrieval import store_read
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.embedding import LocalMiniLM, Matrix
+from bounded.retrieval.engines.sqlite import reads as sqlite_reads
 from bounded.retrieval.service import RetrievalService
 
 MODES = ("bm25", "dense", "hybrid")
@@ -284,9 +284,9 @@ def main() -> None:
     pruned = None
     if not args.skip_pruned:
         # The same queries with the 100k-chunk BM25 pruning forced on: its cost in quality.
-        store_read.PRUNE_MIN_CHUNKS = 0
+        sqlite_reads.PRUNE_MIN_CHUNKS = 0
         pruned = (wanted[-1], evaluate(svc, "scifact", halves[wanted[-1]], qrels))
-        store_read.PRUNE_MIN_CHUNKS = 20_000
+        sqlite_reads.PRUNE_MIN_CHUNKS = 20_000
     svc.close()
     synthetic = None
     if not args.skip_synthetic:

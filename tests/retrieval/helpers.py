@@ -92,9 +92,9 @@ def _pg_rows(url: str, schema: str) -> dict[str, Any]:
 
 def rows_of(service: Any, name: str) -> dict[str, Any]:
     """``index_rows`` for whichever engine holds the collection."""
-    from bounded.retrieval.pg_sql import schema_for
+    from bounded.retrieval.engines.postgres.sql import schema_for
     from bounded.retrieval.service import collection_url
-    from bounded.store.db import sqlite_path
+    from bounded.store.urls import sqlite_path
 
     url = collection_url(service.config, name)
     if url.startswith("sqlite:///"):
@@ -104,9 +104,9 @@ def rows_of(service: Any, name: str) -> dict[str, Any]:
 
 def chunk_ids_of(service: Any, name: str) -> dict[str, list[int]]:
     """Chunk ids per document, in id order, read from the engine directly."""
-    from bounded.retrieval.pg_sql import schema_for
+    from bounded.retrieval.engines.postgres.sql import schema_for
     from bounded.retrieval.service import collection_url
-    from bounded.store.db import sqlite_path
+    from bounded.store.urls import sqlite_path
 
     url = collection_url(service.config, name)
     sql = "SELECT d.doc_id, c.id FROM {s}chunks c JOIN {s}documents d ON d.id = c.doc ORDER BY c.id"

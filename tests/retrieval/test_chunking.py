@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 
-from bounded.retrieval.chunking import chunk_document
 from bounded.retrieval.config import ChunkingConfig, JsonlFields
-from bounded.retrieval.parsers import parse
-from bounded.retrieval.tokens import count_tokens, split_sentences
+from bounded.retrieval.ingest.chunking import chunk_document
+from bounded.retrieval.ingest.tokens import count_tokens, split_sentences
+from bounded.retrieval.sources.parsers import parse
 
 GUIDE = """---
 title: Operator guide

@@ -16,8 +16,8 @@ from bounded.retrieval.context import (
     citations_event,
     render,
 )
+from bounded.retrieval.ingest.tokens import count_tokens, split_sentences
 from bounded.retrieval.service import RetrievalService
-from bounded.retrieval.tokens import count_tokens, split_sentences
 from tests.retrieval.conftest import Build
 from tests.retrieval.helpers import folder
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from bounded.retrieval.service import collection_url
-from bounded.store.db import sqlite_path
+from bounded.store.urls import sqlite_path
 from tests.retrieval.conftest import Build
 from tests.retrieval.helpers import folder, index_rows
 

@@ -16,7 +16,7 @@ import pytest
 
 from bounded.errors import StoreUnavailable
 from bounded.retrieval.access import Viewer
-from bounded.retrieval.pg_sql import schema_for
+from bounded.retrieval.engines.postgres.sql import schema_for
 from bounded.retrieval.service import RetrievalService
 from tests.conftest import free_port
 from tests.retrieval.conftest import Build

@@ -98,7 +98,7 @@ async def test_the_refresher_syncs_what_is_due_and_waits_for_the_rest(
 def test_bm25_in_two_halves_ranks_exactly_as_in_one_query(
     service: RetrievalService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bounded.retrieval import store_read
+    from bounded.retrieval.engines.sqlite import reads as sqlite_reads
 
     def bm25(query: str, viewer: Viewer) -> list[tuple[str, float]]:
         hits = service.search("kb", query, viewer=viewer, mode="bm25", top_k=20)
@@ -106,10 +106,10 @@ def test_bm25_in_two_halves_ranks_exactly_as_in_one_query(
 
     queries = ["cats sleep days", "kittens play afternoon office", "five days three"]
     viewers = [Viewer.everything(), Viewer.of()]
-    monkeypatch.setattr(store_read, "SPLIT_MIN_CHUNKS", 10**9)
+    monkeypatch.setattr(sqlite_reads, "SPLIT_MIN_CHUNKS", 10**9)
     assert service.index("kb").lexical_halves() == []
     whole = [bm25(q, v) for q in queries for v in viewers]
-    monkeypatch.setattr(store_read, "SPLIT_MIN_CHUNKS", 0)  # every index counts as big
+    monkeypatch.setattr(sqlite_reads, "SPLIT_MIN_CHUNKS", 0)  # every index counts as big
     halves = service.index("kb").lexical_halves()
     assert len(halves) == 2
     assert [bm25(q, v) for q in queries for v in viewers] == whole
@@ -125,7 +125,7 @@ def test_bm25_in_two_halves_ranks_exactly_as_in_one_query(
 def test_big_index_leaves_common_words_out_of_bm25_but_keeps_the_rarest(
     build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bounded.retrieval import store_read
+    from bounded.retrieval.engines.sqlite import reads as sqlite_reads
 
     root = tmp_path / "notes"
     root.mkdir()
@@ -142,7 +142,7 @@ def test_big_index_leaves_common_words_out_of_bm25_but_keeps_the_rarest(
 
     query = "common report alpha beta gamma"
     assert len(found(query)) == 30  # a small index: every word counts
-    monkeypatch.setattr(store_read, "PRUNE_MIN_CHUNKS", 0)  # every index counts as big
+    monkeypatch.setattr(sqlite_reads, "PRUNE_MIN_CHUNKS", 0)  # every index counts as big
     # "common" and "report" are in every chunk: left out, so only the rare words match.
     assert found(query) == {"n00", "n01", "n02"}
     # With three words or fewer nothing is left out, however common.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bounded.retrieval.vectors import VectorSnapshot, quantize
+from bounded.retrieval.engines.sqlite.vectors import VectorSnapshot, quantize
 
 
 def _snapshot(rows: int = 5000, dims: int = 384) -> tuple[VectorSnapshot, np.ndarray]:

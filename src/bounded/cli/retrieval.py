@@ -54,8 +54,8 @@ def sync(
     """Sync sources into the index: only new or changed documents are parsed and embedded.
 
     Exits 1 when any document failed (the others are indexed all the same)."""
+    from bounded.retrieval.ingest.sync import Progress as Step
     from bounded.retrieval.service import RetrievalService
-    from bounded.retrieval.sync import Progress as Step
 
     cfg, svc = _service(config)
     assert isinstance(svc, RetrievalService)

@@ -29,7 +29,8 @@ from typing import Protocol
 
 from bounded.economics.usage import Usage
 from bounded.errors import BoundedError, InvalidRequest
-from bounded.store.db import Database, sqlite_path
+from bounded.store.db import Database
+from bounded.store.urls import sqlite_path
 
 log = logging.getLogger("bounded.ledger")
 

@@ -42,7 +42,7 @@ from bounded.economics.ledger import (
     check_row,
     row_values,
 )
-from bounded.store.db import psycopg_url
+from bounded.store.urls import psycopg_url
 
 log = logging.getLogger("bounded.ledger")
 

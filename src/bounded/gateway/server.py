@@ -18,8 +18,9 @@ from bounded.economics.ledger import Ledger
 from bounded.gateway.app import Gateway
 from bounded.gateway.auth import load_or_create_dev_key
 from bounded.gateway.protocol import protocol_for
-from bounded.store.db import Database, sqlite_path
+from bounded.store.db import Database
 from bounded.store.keys import KeyRepository
+from bounded.store.urls import sqlite_path
 
 
 def open_keys(config: BoundedConfig) -> KeyRepository:

@@ -25,7 +25,7 @@ from bounded.errors import Unavailable
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.config import FeatureRetrieval
 from bounded.retrieval.documents import heading_path
-from bounded.retrieval.tokens import count_tokens, split_sentences
+from bounded.retrieval.ingest.tokens import count_tokens, split_sentences
 
 if TYPE_CHECKING:  # numpy-backed; the gateway imports this module without loading them
     from bounded.retrieval.search import Hit

@@ -24,7 +24,7 @@ import numpy as np
 
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.embedding import Embedder, Matrix
-from bounded.retrieval.index import ChunkRecord, RowRange, SearchableIndex
+from bounded.retrieval.engines.index import ChunkRecord, RowRange, SearchableIndex
 
 Mode = Literal["bm25", "dense", "hybrid"]
 RRF_K = 60

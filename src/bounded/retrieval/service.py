@@ -23,12 +23,12 @@ from bounded.errors import NotFound
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.config import CollectionConfig
 from bounded.retrieval.embedding import Embedder, build_embedder
-from bounded.retrieval.freshness import pending_changes
-from bounded.retrieval.index import CollectionIndex
+from bounded.retrieval.engines.index import CollectionIndex
+from bounded.retrieval.engines.sqlite.store import SqliteIndex
+from bounded.retrieval.ingest.freshness import pending_changes
+from bounded.retrieval.ingest.sync import ProgressCallback, SyncReport, sync_collection
 from bounded.retrieval.search import Hit, Mode, search
-from bounded.retrieval.store import SqliteIndex
-from bounded.retrieval.sync import ProgressCallback, SyncReport, sync_collection
-from bounded.store.db import dialect_of, sqlite_path
+from bounded.store.urls import dialect_of, sqlite_path
 
 
 def collection_url(config: BoundedConfig, name: str) -> str:
@@ -42,7 +42,7 @@ def collection_url(config: BoundedConfig, name: str) -> str:
 
 def open_index(url: str, name: str, dimensions: int | None) -> CollectionIndex:
     if dialect_of(url) == "postgresql":
-        from bounded.retrieval.pg_index import PgIndex
+        from bounded.retrieval.engines.postgres.store import PgIndex
 
         return PgIndex.open(url, name, dimensions)
     return SqliteIndex.open(url)

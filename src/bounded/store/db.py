@@ -13,30 +13,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from bounded.store.migrate import upgrade
+from bounded.store.urls import dialect_of, psycopg_url, sqlite_path
+
 Row = Any  # sqlite3.Row or a psycopg dict row: both index by column name
-
-
-def sqlite_path(url: str) -> Path:
-    """``sqlite:///relative.db`` or ``sqlite:////abs/path.db`` to a Path."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        raise ValueError(f"not a sqlite URL: {url!r} (expected sqlite:///path/to/file.db)")
-    return Path(url[len(prefix) :])
-
-
-def dialect_of(url: str) -> str:
-    if url.startswith("sqlite:///"):
-        return "sqlite"
-    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        return "postgresql"
-    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path or postgresql://...")
-
-
-def psycopg_url(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 class Database:
@@ -51,8 +33,6 @@ class Database:
     def open(cls, url: str, *, migrate: bool = True) -> Database:
         dialect = dialect_of(url)
         if migrate:
-            from bounded.store.migrate import upgrade
-
             upgrade(url)
         if dialect == "sqlite":
             path = sqlite_path(url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from bounded.store.db import dialect_of, psycopg_url, sqlite_path
+from bounded.store.urls import dialect_of, psycopg_url, sqlite_path
 
 # Any constant: replicas starting together take turns migrating PostgreSQL.
 _PG_LOCK = 7_215_001

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bounded.retrieval.config import CollectionConfig, FolderSource
-from bounded.retrieval.index import CollectionIndex
-from bounded.retrieval.sources import SourceError, list_items, source_key
+from bounded.retrieval.engines.index import CollectionIndex
+from bounded.retrieval.sources.listing import SourceError, list_items, source_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """What a collection's index offers sync and search, whichever engine holds it.
 
-Two engines implement it: :class:`~bounded.retrieval.store.SqliteIndex` (the embedded
-default: FTS5 and int8-coded vectors in one SQLite file) and
-:class:`~bounded.retrieval.pg_index.PgIndex` (scale-out: PostgreSQL full text and pgvector
-with an HNSW index). A collection picks one by its ``store`` URL.
+Two engines implement it: :class:`~bounded.retrieval.engines.sqlite.store.SqliteIndex`
+(the embedded default: FTS5 and int8-coded vectors in one SQLite file) and
+:class:`~bounded.retrieval.engines.postgres.store.PgIndex` (scale-out: PostgreSQL full text
+and pgvector with an HNSW index). A collection picks one by its ``store`` URL.
 
 Every read takes the viewer and the filters and applies them inside the query, before any
 ranking is cut to ``limit``.

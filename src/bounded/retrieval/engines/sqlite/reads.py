@@ -20,10 +20,10 @@ import orjson
 
 from bounded.retrieval.access import Viewer, acl_match
 from bounded.retrieval.documents import HEADING_SEPARATOR
-from bounded.retrieval.index import ALL_ROWS, ChunkRecord, Filters, Ranked, RowRange
-from bounded.retrieval.stemming import porter
-from bounded.retrieval.vectors import VectorCache, VectorSnapshot
-from bounded.store.db import sqlite_path
+from bounded.retrieval.engines.index import ALL_ROWS, ChunkRecord, Filters, Ranked, RowRange
+from bounded.retrieval.engines.sqlite.stemming import porter
+from bounded.retrieval.engines.sqlite.vectors import VectorCache, VectorSnapshot
+from bounded.store.urls import sqlite_path
 
 # Title, heading path, text: a word in the title says more than one deep in the text.
 # Chosen on the SciFact dev half (title x2: nDCG@10 +0.003 BM25, +0.007 hybrid; x3 and x0.5

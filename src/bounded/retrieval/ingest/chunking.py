@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from bounded.retrieval.config import ChunkingConfig
 from bounded.retrieval.documents import Block, Chunk
-from bounded.retrieval.tokens import count_tokens, split_sentences
+from bounded.retrieval.ingest.tokens import count_tokens, split_sentences
 
 CODE_WHOLE_FACTOR = 4
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.MULTILINE)

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 
 from bounded.retrieval.access import Viewer
-from bounded.retrieval.index import Filters
+from bounded.retrieval.engines.index import Filters
 
 EF_SEARCH_MIN = 100
-# The same large-index guard as the embedded engine's (store_read.py).
+# The same large-index guard as the embedded engine's (engines/sqlite/reads.py).
 PRUNE_MIN_CHUNKS = 20_000
 PRUNE_FRACTION = 0.05
 KEEP_RAREST = 3

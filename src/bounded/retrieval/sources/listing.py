@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 
 from bounded.retrieval.config import FolderSource, Source, UrlSource
 from bounded.retrieval.documents import DocumentError
-from bounded.retrieval.fetch import fetch
-from bounded.retrieval.parsers import CONTENT_TYPES, FORMATS
+from bounded.retrieval.sources.fetch import fetch
+from bounded.retrieval.sources.parsers import CONTENT_TYPES, FORMATS
 
 
 class SourceError(Exception):

@@ -7,7 +7,7 @@ vectors and labels go and the new ones arrive together, or not at all. A sync ki
 their hash and finishes the job, with no duplicate and no orphan.
 
 Every write bumps ``meta.generation``; readers compare it to refresh their in-memory vector
-matrix and masks. Reads live in :mod:`bounded.retrieval.store_read`.
+matrix and masks. Reads live in :mod:`bounded.retrieval.engines.sqlite.reads`.
 
     index = SqliteIndex.open("sqlite:///.bounded/collections/handbook.db")
 """
@@ -26,9 +26,9 @@ import orjson
 from bounded.retrieval.access import PUBLIC_TOKEN, acl_token
 from bounded.retrieval.documents import HEADING_SEPARATOR, Chunk, ParsedDocument
 from bounded.retrieval.embedding import Matrix
-from bounded.retrieval.index import ItemState
-from bounded.retrieval.store_read import IndexReads
-from bounded.store.db import sqlite_path
+from bounded.retrieval.engines.index import ItemState
+from bounded.retrieval.engines.sqlite.reads import IndexReads
+from bounded.store.urls import sqlite_path
 
 Migration = Callable[[sqlite3.Connection], None]
 

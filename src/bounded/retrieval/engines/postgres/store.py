@@ -38,15 +38,15 @@ import orjson
 from bounded.errors import StoreUnavailable
 from bounded.retrieval.documents import HEADING_SEPARATOR, Chunk, ParsedDocument
 from bounded.retrieval.embedding import Matrix
-from bounded.retrieval.pg_read import PgReads, guarded
-from bounded.retrieval.pg_sql import (
+from bounded.retrieval.engines.postgres.reads import PgReads, guarded
+from bounded.retrieval.engines.postgres.sql import (
     forget_sql,
     postings_sql,
     redacted,
     schema_sql,
     vector_sql,
 )
-from bounded.store.db import psycopg_url
+from bounded.store.urls import psycopg_url
 
 
 class PgIndex(PgReads):

@@ -16,7 +16,7 @@ import yaml
 
 from bounded.retrieval.config import JsonlFields
 from bounded.retrieval.documents import Block, BlockKind, DocumentError, ItemError, ParsedDocument
-from bounded.retrieval.html_blocks import parse_html
+from bounded.retrieval.sources.html_blocks import parse_html
 
 FORMATS = {
     ".md": "markdown",

@@ -1,7 +1,7 @@
 """Reads of the PostgreSQL index, and its connections (one per thread).
 
 Every ranking statement carries the viewer's access condition and the filters in its WHERE
-clause; see :mod:`bounded.retrieval.pg_sql`.
+clause; see :mod:`bounded.retrieval.engines.postgres.sql`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,15 @@ from bounded.errors import StoreUnavailable
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.documents import HEADING_SEPARATOR
 from bounded.retrieval.embedding import Matrix
-from bounded.retrieval.index import ALL_ROWS, ChunkRecord, Filters, ItemState, Ranked, RowRange
-from bounded.retrieval.pg_sql import (
+from bounded.retrieval.engines.index import (
+    ALL_ROWS,
+    ChunkRecord,
+    Filters,
+    ItemState,
+    Ranked,
+    RowRange,
+)
+from bounded.retrieval.engines.postgres.sql import (
     EF_SEARCH_MIN,
     access_condition,
     bm25_sql,
@@ -26,7 +33,7 @@ from bounded.retrieval.pg_sql import (
     redacted,
     schema_for,
 )
-from bounded.store.db import psycopg_url
+from bounded.store.urls import psycopg_url
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -19,13 +19,19 @@ from typing import Any
 
 import orjson
 
-from bounded.retrieval.chunking import chunk_document
 from bounded.retrieval.config import CollectionConfig
 from bounded.retrieval.documents import Chunk, DocumentError, ItemError, ParsedDocument, sha256
 from bounded.retrieval.embedding import Embedder
-from bounded.retrieval.index import CollectionIndex
-from bounded.retrieval.parsers import parse
-from bounded.retrieval.sources import Item, SourceError, list_items, source_key, source_label
+from bounded.retrieval.engines.index import CollectionIndex
+from bounded.retrieval.ingest.chunking import chunk_document
+from bounded.retrieval.sources.listing import (
+    Item,
+    SourceError,
+    list_items,
+    source_key,
+    source_label,
+)
+from bounded.retrieval.sources.parsers import parse
 
 EMBED_BATCH = 64  # chunks per embedding call; documents are still written one by one
 
