@@ -21,6 +21,10 @@ from bounded.gateway.app import Gateway
 from bounded.store.db import Database
 from bounded.store.keys import KeyRepository
 
+# PostgreSQL and Redis fixtures for every module (registered here, once: a plugin named
+# by a test module is imported too late for pytest to rewrite its asserts).
+pytest_plugins = ("tests.services",)
+
 ADMIN_KEY = "test-admin-key-0123456789"
 
 

@@ -1,7 +1,7 @@
 """PostgreSQL and Redis for tests: a fresh database and a private key prefix per module.
 
-Use it from a test module with ``pytest_plugins = ("tests.services",)``, then ask for the
-``postgres_url`` and ``redis_url`` fixtures. When a service is unreachable its tests are
+``tests/conftest.py`` registers it for every module: ask for the ``postgres_url`` and
+``redis_url`` fixtures. When a service is unreachable its tests are
 skipped with the reason and how to start it, except under ``CI=true``, where they fail:
 CI must never pass by skipping the scale-out tests.
 

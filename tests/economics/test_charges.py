@@ -58,15 +58,15 @@ def rows(db: Database, **where: Any) -> list[Any]:
 
 def stream_text(url: str, **body: Any) -> tuple[str, str | None]:
     """Read a stream to its end with the OpenAI SDK: the text and the finish reason."""
-    client = openai.OpenAI(base_url=url + "/v1", api_key=ADMIN_KEY, max_retries=0)
     text, finish = "", None
-    chunks = client.chat.completions.create(
-        model="chat", messages=[{"role": "user", "content": "hi"}], stream=True, **body
-    )
-    for chunk in chunks:
-        for choice in chunk.choices:
-            text += choice.delta.content or ""
-            finish = choice.finish_reason or finish
+    with openai.OpenAI(base_url=url + "/v1", api_key=ADMIN_KEY, max_retries=0) as client:
+        chunks = client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], stream=True, **body
+        )
+        for chunk in chunks:
+            for choice in chunk.choices:
+                text += choice.delta.content or ""
+                finish = choice.finish_reason or finish
     return text, finish
 
 
@@ -163,8 +163,10 @@ def test_embeddings_are_metered_like_chat(
 ) -> None:
     upstream.always("text-embedding-3-small", embedded(prompt_tokens=10))
     _, key = keys.create("embedder", features=["emb"], limits={"rate_limit": {"rpm": 2}})
-    with gateway_factory(config(upstream.base_url)) as (url, _):
-        client = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0)
+    with (
+        gateway_factory(config(upstream.base_url)) as (url, _),
+        openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0) as client,
+    ):
         raw = client.embeddings.with_raw_response.create(model="emb", input=["a", "b"])
         assert Decimal(raw.headers["x-bounded-cost-usd"]) == Decimal("0.01")
         client.embeddings.create(model="emb", input="c")

@@ -36,8 +36,6 @@ from bounded.economics.pg_ledger import PostgresLedger
 from bounded.errors import BoundedError
 from bounded.store.db import Database
 
-pytest_plugins = ("tests.services",)
-
 GOOD = 60  # good rows around the bad one in a batch
 
 # 100,000 random characters: PostgreSQL cannot compress them under its btree row limit

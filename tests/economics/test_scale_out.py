@@ -34,7 +34,6 @@ from bounded.store.db import Database
 from bounded.store.migrate import alembic_config
 from tests.e2e.server import ADMIN_KEY, BoundedServer, free_port
 
-pytest_plugins = ("tests.services",)
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.redis,

@@ -15,8 +15,6 @@ from bounded.store import keys as keys_module
 from bounded.store.db import Database
 from bounded.store.keys import AmbiguousKey, KeyRepository, NameTaken, hash_key
 
-pytest_plugins = ("tests.services",)
-
 CONFIG: dict[str, Any] = {
     "providers": {"up": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
     "models": {"m1": {"provider": "up", "model": "x"}},

@@ -81,9 +81,19 @@ def parse_config(text: str, *, source: str = "<string>", env: Mapping[str, str])
         problems += [_problem_from(err) for err in exc.errors()]
         raise ConfigError(source, problems + _raw_references(data)) from None
     problems += check_references(config)
+    from bounded.validation.checks import check_validation
+
+    config, issues = check_validation(config, _base_folder(source))
+    problems += [Problem(path, message, hint) for path, message, hint in issues]
     if problems:
         raise ConfigError(source, problems)
     return config
+
+
+def _base_folder(source: str) -> Path:
+    """Where paths in the config (output schemas) are relative to: the file's folder."""
+    path = Path(source)
+    return path.parent if path.is_file() else Path.cwd()
 
 
 def _interpolate(node: Any, path: str, env: Mapping[str, str], problems: list[Problem]) -> Any:

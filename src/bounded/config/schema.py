@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bounded.retrieval.config import CollectionConfig, FeatureRetrieval
+from bounded.validation.config import GuardsConfig, OutputConfig, ToolsConfig
 
 ErrorKind = Literal[
     "rate_limit", "timeout", "unavailable", "context_too_long", "content_refused", "bad_request"
@@ -127,7 +128,10 @@ class BreakerPolicy(Frozen):
 
 
 class RouteConfig(Frozen):
-    strategy: Literal["ordered", "weighted", "least-latency", "lowest-cost"] = "ordered"
+    strategy: Literal["ordered", "weighted", "least-latency", "lowest-cost", "cascade"] = Field(
+        "ordered",
+        description="cascade: cheapest first, the first answer that passes validation wins",
+    )
     targets: tuple[str, ...] = Field(min_length=1)
     retry: RetryPolicy = RetryPolicy()
     timeout_s: float = Field(30.0, gt=0, description="per attempt")
@@ -158,6 +162,9 @@ class FeatureConfig(Frozen):
     budget: BudgetConfig | tuple[BudgetConfig, ...] | None = None
     rate_limit: RateLimitConfig | None = None
     retrieval: FeatureRetrieval | None = None
+    output: OutputConfig | None = None
+    guards: GuardsConfig = GuardsConfig()
+    tools: ToolsConfig | None = None
 
 
 class TeamConfig(Frozen):

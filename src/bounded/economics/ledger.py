@@ -67,6 +67,7 @@ TEXT_LIMITS: dict[str, int] = {
             "error_class",
             "operation",
             "flags",
+            "validation",
         ),
         MAX_NAME_CHARS,
     ),
@@ -137,6 +138,13 @@ class LedgerRow:
     # Comma-separated marks a reader should not miss: over_reservation (the upstream used
     # more than was reserved), over_max_tokens, cut_at_max_tokens (bounded ended a stream).
     flags: str | None = None
+    # The validate stage's verdict on this row's answer (passed, failed, ...) and, for
+    # features with retrieval and a groundedness guard, the answer's score.
+    validation: str | None = None
+    groundedness: float | None = None
+    # A cascade's accepted answer priced at its route's last (dearest) target: what the
+    # cascade saved. Null on other rows.
+    baseline_cost_e10: int | None = None
 
     @property
     def cost_usd(self) -> Decimal:

@@ -28,6 +28,7 @@ output validation must re-enter the route; a stage that gets ``next`` can call i
 from __future__ import annotations
 
 import asyncio
+import copy
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -97,6 +98,18 @@ class Call:
     error_class: str | None = None
     cost: Decimal = Decimal(0)
     flags: list[str] = field(default_factory=list)
+    # -- validation: filled by the guard and validate stages ---------------------------
+    vault: Any = None  # redacted input values, to restore in the reply; memory only
+    guard_hits: list[Any] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # texts of the cited chunks
+    exclude: frozenset[str] = frozenset()  # deployments whose answers were refused
+    validation: str | None = None  # passed | repaired | escalated | failed
+    groundedness: float | None = None
+    baseline_cost: Decimal | None = None  # a cascade's answer at its route's last target
+    baseline_model: Any = None  # the ModelConfig that baseline is priced at
+    check: Any = None  # the check stage's Verdict on this pass's answer
+    answer_text: str = ""  # the answer the check judged (for a repair's prompt)
+    buffered: bool = False  # a stream read whole and replayed by the check stage
     recorded: bool = False
     streaming: bool = False  # a stream's body has started
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
@@ -115,6 +128,25 @@ class Call:
         if self.target.team:
             return self.target.team
         return self.principal.teams[0] if self.principal.teams else None
+
+    def fork(self, *flags: str) -> Call:
+        """Another upstream pass of this request (a repair, an escalation, a cascade step):
+        the same request, key and trace id; its own reservation, usage and ledger row."""
+        twin = copy.copy(self)
+        twin.trace = RouteTrace()
+        twin.headers = self.headers  # one response: stages add to the same headers
+        twin.prompt_estimate = twin.max_output = 0
+        twin.hold, twin.deployment_holds = None, []
+        twin.deployment, twin.attempts, twin.first_token_at = None, 0, None
+        twin.usage, twin.usage_source = None, "provider"
+        twin.output_text, twin.output_chars, twin.cap_check_at = [], 0, 0
+        twin.status, twin.error_class, twin.cost = 200, None, Decimal(0)
+        twin.flags = list(flags)
+        twin.started = time.perf_counter()
+        twin.recorded = twin.streaming = twin.buffered = False
+        twin.check, twin.answer_text, twin.baseline_model = None, "", None
+        twin.upstream = dict(self.upstream)
+        return twin
 
     def on_close(self, cleanup: Callable[[], None]) -> None:
         """Run ``cleanup`` when the response is done (sent, failed or abandoned)."""

@@ -3,8 +3,11 @@
 The same list serves JSON and SSE; what a stage does with a stream it does by wrapping
 the reply's chunks (see :mod:`bounded.gateway.call`). The order is deliberate: auth
 before the body is read (a wrong key never costs a parse); context before admit (the
-reservation counts the tokens retrieval adds); settle outside admit and route (a refused
-or failed request still leaves its ledger row).
+reservation counts the tokens retrieval adds, and input guards run before both, so neither
+sees a raw value a guard redacts); validate outside settle and check inside it (each
+upstream pass, a repair or an escalation, is settled with its own verdict, and validate
+decides on the next); settle outside admit and route (a refused or failed request still
+leaves its ledger row).
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from bounded.gateway.runtime import Runtime
 from bounded.gateway.stages.admit import Admit
 from bounded.gateway.stages.auth import Authenticate
 from bounded.gateway.stages.body import ReadBody
+from bounded.gateway.stages.check import Check
 from bounded.gateway.stages.context import Context, ServiceRef
+from bounded.gateway.stages.guard_input import InputGuards
 from bounded.gateway.stages.resolve import Resolve, ResolveEmbedding
 from bounded.gateway.stages.route import Route, RouteEmbeddings
 from bounded.gateway.stages.settle import Settle
+from bounded.gateway.stages.validate import Validate
 
 
 def chat_pipeline(auth: Authenticator, meter: Meter, retrieval: ServiceRef) -> Pipeline:
@@ -35,8 +41,11 @@ def chat_pipeline(auth: Authenticator, meter: Meter, retrieval: ServiceRef) -> P
             Authenticate(auth),
             ReadBody(check_chat),
             Resolve(),
+            InputGuards(),
             Context(retrieval, meter.counter),
+            Validate(),
             Settle(meter),
+            Check(),
             Admit(meter),
             Route(meter),
         ]

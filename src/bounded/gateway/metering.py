@@ -199,6 +199,9 @@ class Meter:
         usage = call.usage or Usage()
         if model is not None:
             call.cost = cost_usd(price_for(model.model, model.price).price, usage)
+        if call.baseline_model is not None:
+            dearest: ModelConfig = call.baseline_model
+            call.baseline_cost = cost_usd(price_for(dearest.model, dearest.price).price, usage)
         self._flag_overruns(call, usage)
         if call.hold is not None:
             await self.accountant.settle(call.hold, call.cost, usage.total_tokens)
@@ -264,6 +267,9 @@ def _row(call: Call, model: ModelConfig | None, usage: Usage) -> LedgerRow:
         stream=call.stream,
         operation=call.operation,
         flags=",".join(call.flags) or None,
+        validation=call.validation,
+        groundedness=call.groundedness,
+        baseline_cost_e10=None if call.baseline_cost is None else to_e10(call.baseline_cost),
         **usage_fields(usage),
     )
 

@@ -15,6 +15,7 @@ from bounded.config.schema import BoundedConfig, FeatureConfig, RouteConfig
 from bounded.providers.base import Provider
 from bounded.providers.registry import build_provider
 from bounded.routing.router import Deployment, Router
+from bounded.validation.enforce import FeatureGuards
 
 log = logging.getLogger("bounded.runtime")
 
@@ -39,6 +40,8 @@ class Runtime:
     router: Router
     targets: dict[str, Target]
     embedding_targets: dict[str, Target] = field(default_factory=dict)
+    # Features with anything to validate; absent means nothing to check (the fast path).
+    guards: dict[str, FeatureGuards] = field(default_factory=dict)
     in_flight: int = 0
     retired: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -69,9 +72,13 @@ class Runtime:
                 # limit. A batch of texts takes longer than a chat turn: a minute by default.
                 route = RouteConfig(targets=(name,), timeout_s=model.timeout_s or 60.0)
                 embedding_targets[name] = Target(name, route)
+        guards: dict[str, FeatureGuards] = {}
         for name, feature in config.features.items():
             targets[name] = Target(name, feature.route, feature)
-        return cls(config, providers, router, targets, embedding_targets)
+            built = FeatureGuards.build(feature)
+            if not built.empty:
+                guards[name] = built
+        return cls(config, providers, router, targets, embedding_targets, guards)
 
     async def close_when_idle(self, successor: Runtime | None = None) -> None:
         """Wait for in-flight requests, then close providers the successor does not reuse."""

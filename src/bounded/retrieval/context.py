@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # numpy-backed; the gateway imports this module without loadi
     from bounded.retrieval.service import RetrievalService
 
 TokenCount = Callable[[str], int]
+# A retrieved hit kept as it is, replaced (its text redacted), or left out (None).
+Screen = Callable[["Hit"], "Hit | None"]
 PREAMBLE = (
     "Answer using the numbered sources below and cite them like [1]. If they do not "
     "contain the answer, say so.\n\nSources:\n"
@@ -81,11 +83,12 @@ async def assemble_context(
     messages: list[dict[str, Any]],
     viewer: Viewer,
     count: TokenCount | None = None,
+    screen: Screen | None = None,
 ) -> AssembledContext:
     """The messages with sources injected, and their citations. Searching (embedding the
     query, scanning vectors) is blocking work, so it runs in a thread."""
     return await asyncio.to_thread(
-        assemble_context_sync, service, retrieval, messages, viewer, count
+        assemble_context_sync, service, retrieval, messages, viewer, count, screen
     )
 
 
@@ -95,6 +98,7 @@ def assemble_context_sync(
     messages: list[dict[str, Any]],
     viewer: Viewer,
     count: TokenCount | None = None,
+    screen: Screen | None = None,
 ) -> AssembledContext:
     position, query = last_user_text(messages)
     if position is None or not query.strip():
@@ -114,6 +118,10 @@ def assemble_context_sync(
         raise Unavailable(
             f"the index of collection {retrieval.collection!r} is unavailable: {exc}"
         ) from exc
+    if screen is not None:
+        # Retrieved text is data someone else wrote: guards may drop or redact a chunk
+        # before it is packed, so nothing they refuse reaches the prompt.
+        hits = [kept for kept in (screen(hit) for hit in hits) if kept is not None]
     counter = count or count_tokens
     citations, used = pack(hits, retrieval.max_context_tokens, counter)
     if not citations:

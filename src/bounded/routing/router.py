@@ -90,8 +90,10 @@ class Router:
         self._rng = rng or random.Random()
         self._sleep = sleep
 
-    def _plan(self, route: RouteConfig) -> list[Deployment]:
-        candidates = [Candidate(n, self.deployments[n].model) for n in route.targets]
+    def _plan(self, route: RouteConfig, exclude: frozenset[str] = frozenset()) -> list[Deployment]:
+        candidates = [
+            Candidate(n, self.deployments[n].model) for n in route.targets if n not in exclude
+        ]
         ordered = STRATEGIES[route.strategy](candidates, self.stats, self._rng)
         return [self.deployments[c.name] for c in ordered]
 
@@ -101,6 +103,7 @@ class Router:
         body: Json,
         trace: RouteTrace | None = None,
         gate: Gate | None = None,
+        exclude: frozenset[str] = frozenset(),
     ) -> tuple[Json, RouteTrace]:
         """Route one request. Pass ``trace`` to still see the attempts when it raises."""
         trace = trace if trace is not None else RouteTrace()
@@ -110,7 +113,9 @@ class Router:
             async with asyncio.timeout(timeout):
                 return await dep.provider.complete(request)
 
-        response = await self._route(route, trace, attempt, settle_on_return=True, gate=gate)
+        response = await self._route(
+            route, trace, attempt, settle_on_return=True, gate=gate, exclude=exclude
+        )
         response["model"] = body.get("model", response.get("model"))
         return response, trace
 
@@ -120,6 +125,7 @@ class Router:
         body: Json,
         trace: RouteTrace | None = None,
         gate: Gate | None = None,
+        exclude: frozenset[str] = frozenset(),
     ) -> RoutedStream:
         trace = trace if trace is not None else RouteTrace()
         alias = str(body.get("model", ""))
@@ -140,7 +146,9 @@ class Router:
                 raise
             return self._committed(dep, held, chunks, alias, idle)
 
-        chunks = await self._route(route, trace, attempt, settle_on_return=False, gate=gate)
+        chunks = await self._route(
+            route, trace, attempt, settle_on_return=False, gate=gate, exclude=exclude
+        )
         return RoutedStream(trace, chunks)
 
     async def embed(
@@ -172,6 +180,7 @@ class Router:
         *,
         settle_on_return: bool,
         gate: Gate | None = None,
+        exclude: frozenset[str] = frozenset(),
     ) -> T:
         """Try the plan in order; return the first success or raise the deciding error.
 
@@ -180,7 +189,7 @@ class Router:
         """
         deadline = time.monotonic() + route.deadline_s
         last_error: ProviderError | None = None
-        for dep in self._plan(route):
+        for dep in self._plan(route, exclude):
             breaker = self.breakers[dep.name]
             per_attempt = _per_attempt(dep, route)
             for tries in range(1, route.retry.attempts + 1):

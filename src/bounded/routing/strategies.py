@@ -87,3 +87,10 @@ def _blended_price(model: ModelConfig) -> Decimal:
 
     price = price_for(model.model, model.price).price
     return price.input + price.output
+
+
+@strategy("cascade")
+def cascade(targets: Sequence[Candidate], stats: LiveStats, rng: random.Random) -> list[Candidate]:
+    """Cheapest first, like lowest-cost; what makes it a cascade is the validate stage,
+    which takes the first answer that passes and sends a failing one up to the next."""
+    return lowest_cost(targets, stats, rng)

@@ -6,15 +6,25 @@ Before admission on purpose: the budget reservation must count the tokens it add
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bounded.economics.tokens import TokenCounter
+from bounded.errors import PermissionDenied
 from bounded.gateway.call import Call, Json, Next, Reply
 from bounded.gateway.streams import closing
 from bounded.retrieval.access import viewer_for
-from bounded.retrieval.context import assemble_context, attach_citations, citations_event
+from bounded.retrieval.context import (
+    Screen,
+    assemble_context,
+    attach_citations,
+    citations_event,
+)
+from bounded.validation.enforce import FeatureGuards
+from bounded.validation.guards.base import ScanContext
 
 if TYPE_CHECKING:
+    from bounded.retrieval.search import Hit
     from bounded.retrieval.service import RetrievalService
 
 ServiceRef = Callable[[], "RetrievalService | None"]
@@ -33,14 +43,17 @@ class Context:
         if feature is None or feature.retrieval is None or service is None:
             return await next(call)
         model = call.runtime.config.models[call.target.route.targets[0]].model
+        guards = call.runtime.guards.get(call.target.name)
         assembled = await assemble_context(
             service,
             feature.retrieval,
             call.upstream["messages"],
             viewer_for(call.principal),
             count=self._counter.counter_for(model),
+            screen=_screen(call, guards) if guards is not None and guards.retrieved else None,
         )
         call.upstream["messages"] = assembled.messages
+        call.sources = [c.text for c in assembled.citations]
         citations = assembled.citations_json()
         if not citations:
             return await next(call)
@@ -51,6 +64,36 @@ class Context:
         elif reply.body is not None:
             reply.body = attach_citations(reply.body, citations)
         return reply
+
+
+def _screen(call: Call, guards: FeatureGuards) -> Screen:
+    """Retrieved guards over each hit (in the search thread): drop, redact or refuse."""
+    from bounded.validation.guards.redact import Vault
+
+    context = ScanContext("retrieved", guards.risk_tier)
+
+    def screen(hit: Hit) -> Hit | None:
+        outcome = guards.retrieved.run(hit.chunk.text, context, Vault())
+        if not outcome.hits:
+            return hit
+        call.guard_hits += [("retrieved", h) for h in outcome.hits]
+        if outcome.blocked is not None:
+            raise RetrievedBlocked(
+                f"a retrieved source was refused by the {outcome.blocked.spec.kind} guard; "
+                "the request was not sent"
+            )
+        if outcome.dropped:
+            call.flags.append("retrieved_dropped")
+            return None
+        if outcome.text != hit.chunk.text:
+            return replace(hit, chunk=replace(hit.chunk, text=outcome.text))
+        return hit
+
+    return screen
+
+
+class RetrievedBlocked(PermissionDenied):
+    default_code = "retrieved_blocked"
 
 
 async def _then_citations(

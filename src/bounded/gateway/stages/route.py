@@ -26,10 +26,14 @@ class Route:
                 **(call.body.get("stream_options") or {}),
                 "include_usage": True,
             }
-            routed = await router.stream(route, call.upstream, call.trace, gate=gate)
+            routed = await router.stream(
+                route, call.upstream, call.trace, gate=gate, exclude=call.exclude
+            )
             call.deployment, call.attempts = call.trace.deployment, call.trace.attempts
             return Reply(chunks=routed.chunks)
-        response, _ = await router.complete(route, call.upstream, call.trace, gate=gate)
+        response, _ = await router.complete(
+            route, call.upstream, call.trace, gate=gate, exclude=call.exclude
+        )
         call.deployment, call.attempts = call.trace.deployment, call.trace.attempts
         call.usage = usage_from_response(response)
         if call.usage is None:

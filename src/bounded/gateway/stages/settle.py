@@ -54,7 +54,7 @@ class Settle:
                         held.append(chunk)
                         continue
                     yield chunk
-                    if meter.output_cap_reached(call):
+                    if not call.buffered and meter.output_cap_reached(call):
                         call.flags.append("cut_at_max_tokens")
                         held.append(_length_finish(chunk))
                         break

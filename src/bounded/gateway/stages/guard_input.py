@@ -1,0 +1,148 @@
+"""Input guards: the feature's policy over what the client sent, before any model sees it.
+
+``block`` refuses the request (400 ``input_blocked``, naming the kinds found, never the
+values); ``redact`` replaces values with typed placeholders (``<EMAIL_1>``) in what goes
+upstream, and with ``restore: true`` puts the real values back into the reply, streamed
+or not, so the model never sees them and the user never sees placeholders; ``log`` only
+records the finding. Runs before context and admission, so the reservation counts the
+text the model will actually get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bounded.errors import InvalidRequest
+from bounded.gateway.call import Call, Json, Next, Reply
+from bounded.gateway.streams import closing
+from bounded.validation.enforce import FeatureGuards
+from bounded.validation.guards.base import ScanContext
+
+# Texts past this are scanned off the event loop, so one large prompt cannot stall
+# every other request while its guards run.
+_INLINE_CHARS = 16_384
+
+
+class GuardBlocked(InvalidRequest):
+    default_code = "input_blocked"
+
+
+class InputGuards:
+    name = "guards.input"
+
+    async def __call__(self, call: Call, next: Next) -> Reply:
+        guards: FeatureGuards | None = call.runtime.guards.get(call.target.name)
+        if guards is None or not guards.input:
+            return await next(call)
+        from bounded.validation.guards.redact import Vault
+
+        vault = call.vault = Vault()
+        offset = len(call.upstream["messages"]) - len(call.body["messages"])
+        messages = list(call.upstream["messages"])
+        context = ScanContext("input", guards.risk_tier)
+        size = sum(len(t) for _, _, t in _texts(messages[offset:]))
+        if size > _INLINE_CHARS:
+            await asyncio.to_thread(_guard_messages, call, guards, messages, offset, context)
+        else:
+            _guard_messages(call, guards, messages, offset, context)
+        call.upstream["messages"] = messages
+        reply = await next(call)
+        if guards.input.restores and vault:
+            _restore(reply, vault)
+        return reply
+
+
+def _guard_messages(
+    call: Call,
+    guards: FeatureGuards,
+    messages: list[Json],
+    offset: int,
+    context: ScanContext,
+) -> None:
+    for index, part, text in _texts(messages[offset:]):
+        outcome = guards.input.run(text, context, call.vault)
+        if not outcome.hits:
+            continue
+        call.guard_hits += [("input", hit) for hit in outcome.hits]
+        call.flags.append("input_" + ("blocked" if outcome.blocked else "flagged"))
+        if outcome.blocked is not None:
+            kinds = ", ".join(sorted({f.kind for f in outcome.blocked.findings}))
+            param = f"messages[{index}].content" + (f"[{part}].text" if part is not None else "")
+            raise GuardBlocked(
+                f"the request was refused by the {outcome.blocked.spec.kind} guard ({kinds})",
+                param=param,
+            )
+        if outcome.text != text:
+            _replace(messages, offset + index, part, outcome.text)
+
+
+def _texts(messages: list[Json]) -> list[tuple[int, int | None, str]]:
+    """(message index, part index or None, text) of every text the client sent."""
+    found: list[tuple[int, int | None, str]] = []
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if isinstance(content, str):
+            found.append((i, None, content))
+        elif isinstance(content, list):
+            for j, part in enumerate(content):
+                text = part.get("text") if isinstance(part, dict) else None
+                if isinstance(text, str):
+                    found.append((i, j, text))
+    return found
+
+
+def _replace(messages: list[Json], index: int, part: int | None, text: str) -> None:
+    message = dict(messages[index])
+    if part is None:
+        message["content"] = text
+    else:
+        parts = list(message["content"])
+        parts[part] = {**parts[part], "text": text}
+        message["content"] = parts
+    messages[index] = message
+
+
+def _restore(reply: Reply, vault: Any) -> None:
+    from bounded.validation.guards.redact import restore
+
+    if reply.body is not None:
+        for choice in reply.body.get("choices") or ():
+            message = choice.get("message") or {}
+            if isinstance(message.get("content"), str):
+                message["content"] = restore(message["content"], vault)
+            for tool_call in message.get("tool_calls") or ():
+                function = tool_call.get("function") or {}
+                if isinstance(function.get("arguments"), str):
+                    function["arguments"] = restore(function["arguments"], vault)
+    elif reply.chunks is not None:
+        reply.chunks = _restored(reply.chunks, vault)
+
+
+async def _restored(chunks: AsyncIterator[Json], vault: Any) -> AsyncIterator[Json]:
+    """Placeholders put back as the stream goes, one restorer per choice: a placeholder
+    split across chunks is held back only until it is whole."""
+    from bounded.validation.guards.redact import Restorer
+
+    restorers: dict[int, Any] = {}
+    last: Json | None = None
+    async with closing(chunks):
+        async for chunk in chunks:
+            last = chunk
+            for choice in chunk.get("choices") or ():
+                restorer = restorers.setdefault(choice.get("index", 0), Restorer(vault))
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                ends = bool(choice.get("finish_reason"))
+                if isinstance(text, str) or ends:
+                    out = restorer.feed(text or "")
+                    if ends:
+                        out += restorer.flush()
+                    choice["delta"] = {**delta, "content": out}
+            yield chunk
+    leftover = {i: r.flush() for i, r in restorers.items()}
+    if any(leftover.values()) and last is not None:
+        # A stream that ended without a finish reason: release what was held.
+        choices = [{"index": i, "delta": {"content": t}} for i, t in leftover.items() if t]
+        yield {**last, "choices": choices}
