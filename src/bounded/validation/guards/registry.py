@@ -17,7 +17,11 @@ from typing import Any
 from bounded.validation.guards.base import Detector, DetectorFactory, GuardConfigError
 
 # kind -> "module:factory", imported lazily.
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {
+    "injection": "bounded.validation.guards.injection:factory",
+    "pii": "bounded.validation.guards.pii:build",
+    "secrets": "bounded.validation.guards.secrets:build",
+}
 
 _lock = threading.Lock()
 _registered: dict[str, DetectorFactory] = {}
