@@ -19,8 +19,6 @@ from bounded.validation.guards.base import Detector, DetectorFactory, GuardConfi
 # kind -> "module:factory", imported lazily.
 BUILTIN: dict[str, str] = {
     "injection": "bounded.validation.guards.injection:factory",
-    "pii": "bounded.validation.guards.pii:build",
-    "secrets": "bounded.validation.guards.secrets:build",
 }
 
 _lock = threading.Lock()
