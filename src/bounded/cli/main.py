@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bounded.cli import keys, retrieval, spend
+from bounded.cli import guards, keys, retrieval, spend
 from bounded.cli.common import ConfigOption, err, load, out
 from bounded.config.schema import ModelConfig
 
@@ -20,6 +20,7 @@ app.add_typer(config_app, name="config")
 keys.register(app)
 retrieval.register(app)
 spend.register(app)
+guards.register(app)
 
 
 @app.command()
@@ -36,13 +37,33 @@ def serve(
 
 
 @config_app.command("check")
-def config_check(config: Path | None = ConfigOption) -> None:
+def config_check(
+    config: Path | None = ConfigOption,
+    explain: list[str] | None = typer.Option(
+        None,
+        "--explain",
+        metavar="FEATURE",
+        help="print the effective validation policy of FEATURE (its own settings over "
+        "its risk tier's defaults); repeat for several",
+    ),
+) -> None:
     """Validate bounded.yaml and explain every problem with its path and a hint."""
     path, cfg = load(config)
     out.print(
         f"[green]✓[/] {escape(str(path))}: {len(cfg.providers)} provider(s), "
         f"{len(cfg.models)} model(s), {len(cfg.features)} feature(s)"
     )
+    from bounded.validation.policy import explain as describe
+
+    for name in explain or ():
+        feature = cfg.features.get(name)
+        if feature is None:
+            err.print(
+                f"[red]no feature named {escape(name)!r}[/]; "
+                f"defined: {escape(', '.join(cfg.features) or 'none')}"
+            )
+            raise typer.Exit(1)
+        out.print(escape(describe(name, feature)), highlight=False)
 
 
 @app.command()

@@ -67,6 +67,11 @@ class ServerConfig(Frozen):
     )
     reload: bool = Field(True, description="re-read bounded.yaml when it changes")
     dev_key: bool = Field(True, description="print a development key accepted on loopback only")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "warning",
+        description="bounded's own log; info adds client errors and reloads (scrubbed of "
+        "personal data and secrets, like every line)",
+    )
 
 
 class ProviderConfig(Frozen):

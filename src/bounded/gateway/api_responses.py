@@ -127,5 +127,22 @@ class SearchHits(_Open):
     data: list[dict[str, Any]]
 
 
+class GuardResult(_Open):
+    guard: str
+    action: str
+    triggered: bool
+    score: float | None
+    findings: list[dict[str, Any]] = Field(description="kind, start, end, score; no values")
+
+
+class GuardsReport(_Open):
+    object: Literal["guards.check"]
+    place: str
+    action: str = Field(description="the strongest action of the guards that fired")
+    allowed: bool
+    text: str | None = Field(description="the text as a model would get it, if redacted")
+    results: list[GuardResult]
+
+
 class Anything(_Open):
     """A JSON object (spend reports, collection status, sync reports, health)."""

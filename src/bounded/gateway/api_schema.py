@@ -159,6 +159,31 @@ class OutcomeRequest(_Body):
     value: float | None = None
 
 
+class GuardIn(_Body):
+    """A guard as in ``bounded.yaml`` (``features.*.guards``)."""
+
+    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    action: Literal["allow", "log", "redact", "block", "drop", "escalate"] = "log"
+    threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    min_score: Annotated[float, Field(ge=0, le=1)] | None = None
+    entities: list[Annotated[str, Field(max_length=64)]] | None = None
+
+
+class GuardsCheckRequest(_Body):
+    """``POST /v1/guards/check``: what a policy would do with a text."""
+
+    text: str
+    guards: Annotated[list[GuardIn], Field(min_length=1, max_length=32)] | None = Field(
+        None, description="the guards to run; or name a feature to run its policy"
+    )
+    feature: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)] | None = None
+    place: Literal["input", "retrieved", "output"] = "input"
+    risk_tier: Literal["low", "medium", "high"] = "low"
+    sources: Annotated[list[str], Field(max_length=64)] = Field(
+        default_factory=list, description="groundedness: the texts the answer should rest on"
+    )
+
+
 class SearchRequest(_Body):
     """``POST /v1/collections/{name}/search``."""
 

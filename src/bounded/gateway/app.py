@@ -31,7 +31,7 @@ from bounded.economics.ledger import Ledger, SqlLedger
 from bounded.economics.spend import spend_since
 from bounded.economics.tokens import TokenCounter
 from bounded.errors import BoundedError, NotFound
-from bounded.gateway import economics_api
+from bounded.gateway import economics_api, guards_api
 from bounded.gateway.auth import Authenticator, Principal
 from bounded.gateway.call import client_trace_id
 from bounded.gateway.chat import chat_pipeline, embeddings_pipeline, endpoint
@@ -100,6 +100,7 @@ class Gateway:
             *economics_api.routes(
                 self.authenticate, self.db, lambda: self.runtime.config.server.max_body_bytes
             ),
+            *guards_api.routes(self.authenticate, lambda: self.runtime),
             *retrieval_routes(lambda: self.retrieval, self.authenticate),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),

@@ -21,6 +21,7 @@ from bounded.gateway.respond import error_response
 from bounded.gateway.stages.body import read_limited
 from bounded.gateway.validate import parse_json_object
 from bounded.store.db import Database
+from bounded.validation.identifiers import stored_id
 
 Authenticate = Callable[[Request], Principal]
 
@@ -37,6 +38,8 @@ def routes(authenticate: Authenticate, db: Database, body_limit: Callable[[], in
             body = parse_json_object(await read_limited(request, body_limit()))
             check(OutcomeRequest, body)
             target, outcome, value = body["trace_id"], body["outcome"], body.get("value")
+            # A session id holding personal data is stored hashed: look it up the same way.
+            target = stored_id(target)
             linked = record_outcome(db, target, outcome, value, principal.key_id)
             if not linked:
                 raise NotFound(

@@ -19,6 +19,7 @@ from bounded.gateway import api_responses as out
 from bounded.gateway.api_schema import (
     ChatCompletionRequest,
     EmbeddingsRequest,
+    GuardsCheckRequest,
     OutcomeRequest,
     SearchRequest,
 )
@@ -53,6 +54,7 @@ def build(models: tuple[str, ...] = (), collections: tuple[str, ...] = ()) -> di
         EmbeddingsRequest,
         OutcomeRequest,
         SearchRequest,
+        GuardsCheckRequest,
         out.ErrorBody,
         out.ChatCompletion,
         out.ChatCompletionChunk,
@@ -61,6 +63,7 @@ def build(models: tuple[str, ...] = (), collections: tuple[str, ...] = ()) -> di
         out.ModelList,
         out.OutcomeRecorded,
         out.SearchHits,
+        out.GuardsReport,
         out.Anything,
     ]
     refs, defs = models_json_schema([(m, "validation") for m in bodies], ref_template=_REF)
@@ -144,6 +147,13 @@ def build(models: tuple[str, ...] = (), collections: tuple[str, ...] = ()) -> di
                     },
                     {"name": "since", "in": "query", "schema": {"type": "number"}},
                 ],
+            )
+        },
+        "/v1/guards/check": {
+            "post": _op(
+                "What a guard policy would do with a text (findings never hold values)",
+                ref(GuardsCheckRequest),
+                _ok(ref(out.GuardsReport)),
             )
         },
         "/v1/collections": {

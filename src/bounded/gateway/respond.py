@@ -112,17 +112,22 @@ class _CallStream(StreamingResponse):
 
 def _log_failure(call: Call, exc: BoundedError) -> None:
     """One line per failed request: upstream failures and our own 5xx at WARNING (they
-    need someone's attention), client mistakes at INFO."""
+    need someone's attention), client mistakes at INFO. Scrubbed of personal data and
+    secrets: an error message may quote what the client or the upstream sent."""
     level = logging.WARNING if isinstance(exc, ProviderError) or exc.status >= 500 else logging.INFO
-    if log.isEnabledFor(level):
-        log.log(
-            level,
-            "%s %s -> %d %s (trace %s%s): %s",
-            call.request.method,
-            call.request.url.path,
-            exc.status,
-            exc.code,
-            call.trace_id,
-            f", model {call.body.get('model')}" if hasattr(call, "body") else "",
-            exc.message,
-        )
+    if not log.isEnabledFor(level):
+        return
+    from bounded.validation.identifiers import scrub
+
+    model = call.body.get("model") if hasattr(call, "body") else None
+    log.log(
+        level,
+        "%s %s -> %d %s (trace %s%s): %s",
+        call.request.method,
+        call.request.url.path,
+        exc.status,
+        exc.code,
+        call.trace_id,
+        f", model {scrub(str(model))}" if model else "",
+        scrub(exc.message),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bounded.errors import InvalidRequest
 from bounded.gateway.auth import Authenticator
 from bounded.gateway.call import MAX_CLIENT_ID_CHARS, Call, Next, Reply
+from bounded.validation.identifiers import stored_id
 
 
 class Authenticate:
@@ -25,5 +26,5 @@ class Authenticate:
                     param="x-bounded-session",
                     code="invalid_session",
                 )
-            call.session_id = session
+            call.session_id = stored_id(session)
         return await next(call)
