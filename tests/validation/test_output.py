@@ -16,6 +16,8 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bounded.economics.ledger import E10
+from bounded.economics.spend import spend_report
 from bounded.store.db import Database
 from tests.conftest import ADMIN_KEY
 from tests.standins.faulty_upstream import FaultyUpstream, ok, stream
@@ -278,3 +280,6 @@ def test_a_cascade_takes_the_cheapest_answer_that_passes(
     assert ledger[0]["baseline_cost_e10"] is None
     assert ledger[1]["baseline_cost_e10"] == ledger[1]["cost_e10"]
     assert ledger[2]["baseline_cost_e10"] == 10 * ledger[2]["cost_e10"]
+    (line,) = spend_report(db, "feature", 0)
+    assert line.cascade_cost_usd == line.cost_usd  # every step of both requests
+    assert line.always_last_usd == (ledger[1]["cost_e10"] + 10 * ledger[2]["cost_e10"]) / E10

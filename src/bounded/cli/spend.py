@@ -118,6 +118,15 @@ def spend(
         if not lines:
             table.add_row("(no calls)", *[""] * (8 + len(key_columns)))
         out.print(table)
+        for line in lines:
+            if line.always_last_usd:
+                # A cascade: what it cost against always sending to its dearest target.
+                saved = line.always_last_usd - line.cascade_cost_usd
+                out.print(
+                    f"  cascade {escape(line.group)}: ${usd(line.cascade_cost_usd)} with every "
+                    f"step, against ${usd(line.always_last_usd)} always on the last target "
+                    f"({'saved' if saved >= 0 else 'cost an extra'} ${usd(abs(saved))})"
+                )
 
 
 def _key_names(db: Database) -> dict[str, str]:

@@ -47,6 +47,10 @@ class SpendLine:
     successes: int
     failures: int
     outcome_value: float
+    # Cascades: what their requests cost (every step), and what the accepted answers
+    # would have cost had the route always used its last, dearest target.
+    cascade_cost_usd: Decimal = Decimal(0)
+    always_last_usd: Decimal = Decimal(0)
 
     @property
     def cost_per_success(self) -> Decimal | None:
@@ -67,6 +71,8 @@ class SpendLine:
             "failures": self.failures,
             "outcome_value": self.outcome_value,
             "cost_per_success_usd": None if cps is None else usd(cps),
+            "cascade_cost_usd": usd(self.cascade_cost_usd),
+            "cascade_always_last_usd": usd(self.always_last_usd),
         }
 
 
@@ -81,9 +87,12 @@ def spend_report(
     for row in db.execute(
         f"SELECT {column} AS grp, COUNT(*) AS n,"
         " SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors,"
-        " SUM(input_tokens) AS tin, SUM(output_tokens) AS tout, SUM(cost_e10) AS cost"
+        " SUM(input_tokens) AS tin, SUM(output_tokens) AS tout, SUM(cost_e10) AS cost,"
+        " SUM(baseline_cost_e10) AS baseline,"
+        " SUM(CASE WHEN trace_id IN (SELECT trace_id FROM ledger WHERE baseline_cost_e10"
+        " IS NOT NULL AND ts >= ? AND ts < ?) THEN cost_e10 ELSE 0 END) AS cascaded"
         " FROM ledger WHERE ts >= ? AND ts < ? GROUP BY " + column,
-        (since, until),
+        (since, until, since, until),
     ):
         name = row["grp"] or "-"
         lines[name] = SpendLine(
@@ -96,6 +105,8 @@ def spend_report(
             0,
             0,
             0.0,
+            Decimal(int(row["cascaded"] or 0)) / E10,
+            Decimal(int(row["baseline"] or 0)) / E10,
         )
     # Latest outcome per trace id, then the groups of the calls it links to.
     linked: dict[tuple[str, int], tuple[str, float]] = {}
