@@ -30,6 +30,7 @@ def check_validation(config: BoundedConfig, base: Path) -> tuple[BoundedConfig, 
         if feature.output is not None and isinstance(feature.output.schema_, str):
             schema = _read_schema(feature.output.schema_, base, f"{path}.output.schema", issues)
             output = feature.output.model_copy(update={"schema_": schema})
+            output._schema_file = feature.output.schema_
             feature = feature.model_copy(update={"output": output})
         elif feature.output is not None and isinstance(feature.output.schema_, dict):
             _check_schema(feature.output.schema_, f"{path}.output.schema", issues)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 GuardAction = Literal["allow", "log", "redact", "block", "drop", "escalate"]
 
@@ -86,6 +86,12 @@ class OutputConfig(_Frozen):
     )
     on_fail: Literal["repair", "escalate", "block", "log"] = "repair"
     max_repairs: int = Field(2, ge=0, le=5)
+    # The file the schema was read from, for `config check --explain` (set by the loader).
+    _schema_file: str | None = PrivateAttr(None)
+
+    @property
+    def schema_file(self) -> str | None:
+        return self._schema_file
 
 
 class ToolsConfig(_Frozen):

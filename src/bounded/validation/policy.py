@@ -88,7 +88,7 @@ def explain(name: str, feature: FeatureConfig) -> str:
     lines = [f"feature {name} (risk tier {feature.risk_tier}, owner {feature.owner})"]
     out = feature.output
     if out is not None and out.schema_ is not None:
-        where = out.schema_ if isinstance(out.schema_, str) else "inline"
+        where = out.schema_file or (out.schema_ if isinstance(out.schema_, str) else "inline")
         lines.append(
             f"  output schema: {where}; on failure: {out.on_fail} (up to {out.max_repairs} repairs)"
         )
