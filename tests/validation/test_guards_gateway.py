@@ -272,3 +272,33 @@ def test_the_guards_service_reports_without_values(gateway_factory: Any) -> None
     assert by_feature.json()["action"] == "redact"
     assert unknown.status_code == 422
     assert unknown.json()["error"]["param"] == "guards[0]"
+
+
+class Exploding:
+    """A user's own detector, registered by name, that breaks on some text."""
+
+    kind = "exploding"
+
+    def scan(self, text: str, context: Any) -> list[Any]:
+        raise RuntimeError("the detector fell over")
+
+
+@pytest.mark.parametrize(("on_error", "status"), [("open", 200), ("closed", 503)])
+def test_a_guard_that_crashes_fails_open_or_closed_never_500(
+    upstream: FaultyUpstream, gateway_factory: Any, on_error: str, status: int
+) -> None:
+    from bounded.validation.guards import registry
+
+    registry.register("exploding", lambda options: Exploding())
+    feature = {
+        "guards": {"input": [{"kind": "exploding", "action": "block", "on_error": on_error}]}
+    }
+    with gateway_factory(config(upstream.base_url, **feature)) as (url, _):
+        resp = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "f", "messages": [{"role": "user", "content": "hi\x00" * 1000}]},
+            headers=AUTH,
+        )
+    assert resp.status_code == status, resp.text
+    if status == 503:
+        assert resp.json()["error"]["code"] == "guard_failed"
