@@ -103,6 +103,7 @@ COMPARISONS: list[tuple[str, str]] = [
     ("bounded", "litellm"),
     ("bounded", "bounded_noecon"),
     ("bounded_b", "bounded"),
+    ("bounded_validated", "bounded"),
 ]
 
 # Economics for the bounded endpoints: requests name the feature ``bench`` (model=bench),
@@ -124,6 +125,19 @@ ECONOMICS: dict[str, Any] = {
     },
 }
 RATELIMIT_HEADER = "x-ratelimit-remaining-requests"
+# ``--validation``: the same feature guarded as a high-risk one (input: pii redacted and
+# restored, secrets blocked, injection blocked; output: pii and secrets redacted). The
+# prompts pass every guard, so the figure is the price of checking, not of refusing.
+VALIDATED: dict[str, Any] = {
+    "models": ECONOMICS["models"],
+    "features": {FEATURE: {**ECONOMICS["features"][FEATURE], "risk_tier": "high"}},
+}
+# ``--prompt-bytes N``: benign support-ticket prose, repeated to N bytes.
+FILLER = (
+    "Hello, I ordered a pair of running shoes last week and they arrived in the wrong size. "
+    "The box was fine and I have not worn them outside. Could you tell me how the exchange "
+    "works, whether I pay for the return shipping, and how long the new pair takes? "
+)
 
 
 def log(message: str) -> None:
@@ -285,7 +299,7 @@ class Endpoint:
     ledger: dict[str, Any] = field(default_factory=dict)
 
     def request_bytes(self, *, stream: bool) -> bytes:
-        body: dict[str, Any] = {"model": self.model, "messages": PROMPT, "max_tokens": 16}
+        body: dict[str, Any] = {"model": self.model, "messages": _prompt(), "max_tokens": 16}
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -467,6 +481,15 @@ def build_endpoints(launchers: Launchers, args: argparse.Namespace) -> list[Endp
                 "bounded_b",
                 "bounded_b",
                 launchers.bounded("bounded_b", ECONOMICS, src=args.compare_src),
+                **econ,
+            )
+        )
+    if args.validation:
+        endpoints.append(
+            Endpoint(
+                "bounded_validated",
+                "bounded, validated",
+                launchers.bounded("bounded_validated", VALIDATED, src=args.bounded_src),
                 **econ,
             )
         )
@@ -1354,6 +1377,16 @@ async def run(
     }
 
 
+PROMPT_BYTES = 0
+
+
+def _prompt() -> list[dict[str, str]]:
+    if not PROMPT_BYTES:
+        return PROMPT
+    text = (FILLER * (PROMPT_BYTES // len(FILLER) + 1))[:PROMPT_BYTES]
+    return [{"role": "user", "content": text + " " + PROMPT[0]["content"]}]
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Added latency, throughput, RSS and start-up: direct vs bounded vs LiteLLM."
@@ -1415,11 +1448,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "first, and print bounded_b/bounded ratios (A/B of a change)",
     )
     parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="also run bounded_validated: the feature as a high-risk one (input and output "
+        "guards on), and print bounded_validated/bounded ratios",
+    )
+    parser.add_argument(
+        "--prompt-bytes",
+        type=int,
+        default=0,
+        help="pad the prompt with benign prose to this many bytes (e.g. 1024)",
+    )
+    parser.add_argument(
         "--keep-logs",
         action="store_true",
         help="keep the servers' configs and logs (path printed on stderr)",
     )
     args = parser.parse_args(argv)
+    global PROMPT_BYTES
+    PROMPT_BYTES = args.prompt_bytes
     if args.warmup is None:
         args.warmup = args.requests
     if args.stream_requests is None:
