@@ -19,6 +19,7 @@ from bounded.validation.guards.base import Detector, DetectorFactory, GuardConfi
 # kind -> "module:factory", imported lazily.
 BUILTIN: dict[str, str] = {
     "injection": "bounded.validation.guards.injection:factory",
+    "groundedness": "bounded.validation.guards.groundedness:factory",
 }
 
 _lock = threading.Lock()
