@@ -302,3 +302,53 @@ def test_a_guard_that_crashes_fails_open_or_closed_never_500(
     assert resp.status_code == status, resp.text
     if status == 503:
         assert resp.json()["error"]["code"] == "guard_failed"
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ("Refunds take five business days after we receive the returned item [1].", 200),
+        ("Refunds are paid in gold coins by a dragon on the first full moon.", 422),
+    ],
+)
+def test_groundedness_scores_the_answer_against_its_sources(
+    upstream: FaultyUpstream,
+    gateway_factory: Any,
+    db: Any,
+    tmp_path: Path,
+    answer: str,
+    status: int,
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "refunds.md").write_text(
+        "# Refunds\n\nRefunds take five business days after we receive the returned item.\n"
+    )
+    upstream.always("m", ok(answer))
+    grounded = {"kind": "groundedness", "min_score": 0.5, "action": "block"}
+    data = config(
+        upstream.base_url,
+        retrieval={"collection": "kb", "top_k": 2},
+        guards={"output": [{**grounded, "options": {"embedding": False}}]},
+    )
+    data["collections"] = {
+        "kb": {"sources": [{"kind": "folder", "path": str(docs)}], "embedding": "none"}
+    }
+    with gateway_factory(data) as (url, _):
+        assert httpx.post(f"{url}/v1/collections/kb/sync", headers=AUTH).status_code == 200
+        resp = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={
+                "model": "f",
+                "messages": [{"role": "user", "content": "how long do refunds take"}],
+            },
+            headers=AUTH,
+        )
+    assert resp.status_code == status, resp.text
+    (row,) = db.execute("SELECT groundedness, validation FROM ledger")
+    if status == 200:
+        assert resp.json()["bounded"]["validation"]["groundedness"] >= 0.5
+        assert row["groundedness"] >= 0.5 and row["validation"] == "passed"
+    else:
+        assert "not supported by its sources" in resp.json()["error"]["message"]
+        assert row["groundedness"] < 0.5 and row["validation"] == "failed"

@@ -68,7 +68,8 @@ class Check:
             message = ((reply.body or {}).get("choices") or [{}])[0].get("message") or {}
         content = message.get("content")
         text = content if isinstance(content, str) else ""
-        if len(text) > _INLINE_CHARS:
+        # Groundedness embeds sentences (tens of milliseconds): never on the event loop.
+        if len(text) > _INLINE_CHARS or (guards.groundedness is not None and call.sources):
             verdict = await asyncio.to_thread(_judge, call, guards, message, text)
         else:
             verdict = _judge(call, guards, message, text)
@@ -104,9 +105,10 @@ def _judge(call: Call, guards: FeatureGuards, message: Json, text: str) -> Verdi
     if spec is not None and text and call.sources:
         from bounded.validation.guards.groundedness import score_answer
 
-        report = score_answer(text, call.sources)
-        verdict.groundedness = report.overall
         minimum = spec.min_score if spec.min_score is not None else 0.5
+        embedding = spec.options.get("embedding")
+        report = score_answer(text, call.sources, embedding=embedding, min_score=minimum)
+        verdict.groundedness = report.overall
         if report.overall < minimum and spec.action in ("block", "escalate"):
             verdict.grounded = False
             verdict.escalate = verdict.escalate or spec.action == "escalate"
