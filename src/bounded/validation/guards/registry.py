@@ -20,6 +20,8 @@ from bounded.validation.guards.base import Detector, DetectorFactory, GuardConfi
 BUILTIN: dict[str, str] = {
     "injection": "bounded.validation.guards.injection:factory",
     "groundedness": "bounded.validation.guards.groundedness:factory",
+    "pii": "bounded.validation.guards.pii:build",
+    "secrets": "bounded.validation.guards.secrets:build",
 }
 
 _lock = threading.Lock()
