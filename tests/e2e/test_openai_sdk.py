@@ -33,7 +33,7 @@ CONFIG: dict[str, Any] = {
     "features": {
         "support-answer": {
             "owner": "support-team",
-            "route": {"targets": ["smollm2"], "timeout_s": 60, "deadline_s": 120},
+            "route": {"targets": ["smollm2"], "timeout_s": 300, "deadline_s": 600},
             "prompt": {"system": SYSTEM},
         },
         "other": {"owner": "growth-team", "route": {"targets": ["smollm2"]}},

@@ -36,7 +36,8 @@ def config(root: Path) -> dict[str, Any]:
         "features": {
             "helpdesk": {
                 "owner": "support",
-                "route": {"targets": ["smollm2"]},
+                # Generous: the one local model answers on cores shared with other work.
+                "route": {"targets": ["smollm2"], "timeout_s": 300, "deadline_s": 600},
                 "retrieval": {"collection": "kb", "top_k": 2, "max_context_tokens": 300},
             }
         },
