@@ -109,6 +109,8 @@ NEAR_MISSES = [
     "pi is 3.14159265358979 and e 2.718281828",
     "slice a[1::2], C++ std::vector, Foo::Bar, 12:34:56",
     "@decorator and user@localhost and @handle",
+    "trace=8a4693323709415071699d857ad8b90 trace=f4fae2e62cabf8f35739171468259828",  # hex
+    "span 7e5729ba51348390679c2b311fcdb and ec5251992107025317dd3aac643a",
 ]
 
 

@@ -13,6 +13,15 @@ its own matcher is slow). The regexes are written so no input makes them backtra
 than a bounded amount (possessive digit runs, look-behinds that only start at the start of
 a token), so a scan is linear in the text.
 
+Where a shape alone is too common, a word nearby is asked for: card numbers of 12-14 digits
+need "card", "cc", "visa"... in the 48 characters before; nine bare digits need "SSN"; a phone
+number written as one bare run of digits needs "phone", "call", "tel", "fax"... A phone
+candidate that reads as a date, a decimal, a dotted quad or the SSN's 3-2-4 shape is none;
+national numbers in regions with a trunk prefix must start with it ("030 ..." in Germany).
+Dotted quads after "version", "section", "RFC"... are not addresses, and loopback and
+unspecified addresses (127.0.0.1, ::) are not reported at all. Findings that overlap are
+resolved to the longest.
+
 Options:
   ``entities``: the subset to look for (default: every pattern entity; ``person`` only when
   asked for). ``regions``: where national-format phone numbers are read (default US, GB, DE,
@@ -86,7 +95,7 @@ def _emails(text: str) -> Iterator[Finding]:
 
 # ----- payment cards --------------------------------------------------------------------
 
-_CARD = re.compile(r"\d(?<![\d.,\-]\d)(?:[ \-]?\d){11,18}(?![\d]|[.,\-]\d)")
+_CARD = re.compile(r"\d(?<![\w.,\-]\d)(?:[ \-]?\d){11,18}(?![\w]|[.,\-]\d)")
 _CARD_WORDS = re.compile(
     r"(?i)card|\bcc\b|visa|master|amex|maestro|credit|debit|payment|karte|carte|tarjeta"
 )
@@ -156,7 +165,7 @@ _IBAN_TABLE = (
 )
 IBAN_LENGTHS = {entry[:2]: int(entry[2:]) for entry in _IBAN_TABLE.split(" ")}
 # Found from its check digits (rarer in text than letters), then read from two letters back.
-_IBAN = re.compile(r"\d\d(?<=(?<![A-Za-z0-9])[A-Za-z]{2}\d\d)(?:[ \-]?[A-Za-z0-9]){11,30}+")
+_IBAN = re.compile(r"\d\d(?<=(?<![A-Za-z0-9])[A-Za-z]{2}\d\d)(?:[ ]?[A-Za-z0-9]){11,30}+")
 
 
 def iban_ok(iban: str) -> bool:
@@ -182,7 +191,7 @@ def _ibans(text: str) -> Iterator[Finding]:
         stop = start + end
         if chars != length or (stop < len(text) and text[stop].isalnum()):
             continue
-        if iban_ok(re.sub(r"[ \-]", "", raw[:end])):
+        if iban_ok(raw[:end].replace(" ", "")):
             yield Finding("iban", start, stop, detail=raw[:2].upper())
             pos = stop
 
@@ -250,8 +259,8 @@ def _ips(text: str) -> Iterator[Finding]:
 
 # Each pattern starts with a character class and looks behind only after it: re skips
 # ahead to that class, where a leading look-behind would be tried at every position.
-_SSN = re.compile(r"(\d(?<![\d\-]\d)\d\d)([- ])(\d{2})\2(\d{4})(?![\d]|-\d)")
-_SSN_BARE = re.compile(r"(\d(?<![\d\-]\d)\d\d)(\d{2})(\d{4})(?![\d]|-\d)")
+_SSN = re.compile(r"(\d(?<![\w\-]\d)\d\d)([- ])(\d{2})\2(\d{4})(?![\w]|-\d)")
+_SSN_BARE = re.compile(r"(\d(?<![\w\-]\d)\d\d)(\d{2})(\d{4})(?![\w]|-\d)")
 _SSN_WORDS = re.compile(r"(?i)\bssn|social security|\bss#")
 _SSN_GATE = ("ssn", "social security", "ss#")
 _NEVER_ISSUED_SSN = {"078051120", "219099999", "123456789"}
@@ -289,7 +298,7 @@ def _ninos(text: str) -> Iterator[Finding]:
             yield Finding("uk_nino", m.start(), m.end(), score=0.8)
 
 
-_DE_TAX = re.compile(r"[1-9](?<![\d.,\-].)\d( ?)\d{3}\1\d{3}\1\d{3}(?![\d]|[.,\-]\d)")
+_DE_TAX = re.compile(r"[1-9](?<![\w.,\-].)\d( ?)\d{3}\1\d{3}\1\d{3}(?![\w]|[.,\-]\d)")
 
 
 def de_tax_id_ok(digits: str) -> bool:
