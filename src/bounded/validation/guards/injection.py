@@ -17,22 +17,26 @@ one injected sentence in the middle of a long document.
 The word weights are a logistic model trained by ``scripts/train_injection.py`` on the
 project's labelled sets plus long benign text (see docs/validation.md for the figures), and
 shipped as ``assets/injection.json.gz``; the pattern weights are this module's constants and
-enter the model as fixed priors. Cost: one pass over the text, two dictionary look-ups a
-word, no third-party import.
+enter the model as fixed priors. Cost: a few C-level passes over the text (normalise, split,
+one pair look-up a word), each pattern family tried only where one of its first words stands,
+and the window sums stepped only where a nonzero weight enters or leaves; no third-party
+import. About 42 µs for 1 KB of benign prose on a shared 2-core machine (docs/validation.md).
 """
 
 from __future__ import annotations
 
-import bisect
 import gzip
 import json
 import math
+import operator
 import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
+from itertools import compress, islice, repeat
 from typing import Any
 
 from bounded.validation.guards.base import Finding, GuardConfigError, ScanContext
@@ -62,17 +66,40 @@ _INVISIBLE = dict.fromkeys(
     (0x00AD, 0x034F, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0x2061, 0xFEFF),
     None,
 )
-WORD = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")  # a word: a run of characters for which str.isalnum() holds
+
+_INVISIBLE_RX = re.compile("[" + "".join(map(chr, _INVISIBLE)) + "]")
+# Every ASCII character that is not a letter or digit, as a space (bytes.translate table).
+_ASCII_SEPARATORS = bytes(c if chr(c).isalnum() or c >= 0x80 else 0x20 for c in range(256))
+_SEPARATOR = re.compile(r"[\W_]")  # one character that is not a letter or digit
+_FEW_SEPARATORS = 16  # distinct ones; past that one regex pass beats a str.replace each
 
 
 def normalise(text: str) -> str:
     """NFKC (fullwidth and styled letters become plain), invisible characters dropped,
     case folded: the form both the patterns and the model read."""
-    return unicodedata.normalize("NFKC", text).translate(_INVISIBLE).casefold()
+    if text.isascii():  # NFKC keeps ASCII as it is, and no invisible character is ASCII
+        return text.casefold()
+    return _INVISIBLE_RX.sub("", unicodedata.normalize("NFKC", text)).casefold()
+
+
+def separated(norm: str) -> str:
+    r"""``norm`` with every character that is not a letter or digit replaced by a space: the
+    same length, and its ``split()`` is exactly ``WORD.findall(norm)`` at the same offsets
+    ([^\W_] is str.isalnum(), and no such character is whitespace), without a regex pass
+    in the common cases."""
+    if norm.isascii():
+        return norm.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii")
+    seps = [ch for ch in set(norm) if not ch.isalnum() and ch != " "]
+    if len(seps) > _FEW_SEPARATORS:
+        return _SEPARATOR.sub(" ", norm)
+    for ch in seps:
+        norm = norm.replace(ch, " ")
+    return norm
 
 
 def words(text: str) -> list[str]:
-    return WORD.findall(normalise(text))
+    return separated(normalise(text)).split()
 
 
 # -- curated patterns ---------------------------------------------------------------------
@@ -230,19 +257,88 @@ _PATTERNS = tuple(
 )
 PATTERN_NAMES = tuple(name for name, _, _ in PATTERNS)
 
+# The words a match of each family can start with: every branch's first word. A match starts
+# at a word, so a family is only tried where one of these stands, which most benign text has
+# few of (scanning every family over the whole text was most of the detector's cost). Keep in
+# step with PATTERNS: tests/validation/test_injection.py generates matches of every branch and
+# checks that pattern_hits finds them as a plain scan of each family does. ask_instructions
+# also starts at any word of the form instr... or in?ctions (``_INSTR_WORD``).
+FIRST_WORDS: dict[str, str] = {
+    "override": "ignore disregard forget neglect overlook override bypass discard abandon"
+    " dismiss set pay do don stop cancel erase nevermind never",
+    "override_what": "ignore disregard forget",
+    "override_de": "ignoriere ignorieren ignorier vergiss vergessen missachte missachten"
+    " überspringe vernachlässige",
+    "override_fr_es_it": "ignore ignorez ignorer oublie oubliez oublier ignora ignorar ignorate"
+    " olvida olvidar dimentica",
+    "new_instructions": "new updated real true actual revised secret hidden additional",
+    "from_now_on": "from henceforth starting instead now",
+    "reveal_prompt": "reveal show print output repeat display tell give share spell write leak"
+    " list summarise summarize translate format convert rewrite encode paraphrase recite dump"
+    " expose disclose explain describe provide change replace overrule what",
+    "above_instructions": "instructions prompt words text rules everything",
+    "password": "what tell give reveal spell say share print write hint",
+    "ask_instructions": "your",
+    "system_prompt": "system initial original hidden secret",
+    "you_are_now": "you act pretend pose",
+    "unrestricted": "act pretend roleplay simulate you become",
+    "no_restrictions": "no without free not break freed beyond ignore lacks",
+    "jailbreak_names": "do developer dev jailbreak jailbroken jailbreaking evil anti betterdan"
+    " god sudo unfiltered dan you as called named play be",
+    "never_refuse": "stay break never cannot can must will won not without as remain",
+    "policy": "openai content",
+    "access_granted": "access",
+    "prompt_boundary": "end begin start system admin developer",
+    "obey_me": "you do",
+}
+_INSTR_WORD = re.compile(r"in(?:str[^ ]*|[^ ]{1,3}ctions?) ")  # preceded by a space: a word
+_ASK = PATTERN_NAMES.index("ask_instructions")
+_FIRST: dict[str, tuple[int, ...]] = {}
+for _f, _name in enumerate(PATTERN_NAMES):
+    for _w in dict.fromkeys(FIRST_WORDS[_name].split()):
+        _FIRST[_w] = (*_FIRST.get(_w, ()), _f)
+
 
 def pattern_hits(tokens: Sequence[str]) -> list[tuple[int, str]]:
-    """(word index where a match starts, pattern name) for every pattern match."""
+    """(word index where a match starts, pattern name) for every pattern match: for each
+    family in order, its non-overlapping matches left to right, as ``finditer`` of the family
+    over the words joined by single spaces finds them."""
+    present = _FIRST.keys() & tokens  # the first words that occur: few in most benign text
     joined = " ".join(tokens) + " "
-    starts: list[int] = []
-    pos = 0
-    for tok in tokens:
-        starts.append(pos)
-        pos += len(tok) + 1
+    instr = [
+        m.start()
+        for m in _INSTR_WORD.finditer(joined)
+        if m.start() == 0 or joined[m.start() - 1] == " "
+    ]
+    if not present and not instr:
+        return []
+    # Where each family can start: the offsets in ``joined`` of its first words.
+    places: dict[int, list[int]] = {_ASK: instr} if instr else {}
+    padded = " " + joined  # " word " at padded[at:] is the word at joined[at:]
+    for w in present:
+        needle = " " + w + " "
+        step = len(needle) - 1
+        offsets = []
+        at = padded.find(needle)
+        while at >= 0:
+            offsets.append(at)
+            at = padded.find(needle, at + step)
+        for f in _FIRST[w]:
+            if f in places:
+                places[f] += offsets
+            else:
+                places[f] = offsets.copy()
     hits: list[tuple[int, str]] = []
-    for name, _, rx in _PATTERNS:
-        for m in rx.finditer(joined):
-            hits.append((bisect.bisect_right(starts, m.start()) - 1, name))
+    for f in sorted(places):
+        name, _, rx = _PATTERNS[f]
+        end = 0
+        for pos in sorted(places[f]):
+            if pos < end:  # inside the previous match: finditer would not look here
+                continue
+            m = rx.match(joined, pos)
+            if m is not None:
+                hits.append((joined.count(" ", 0, pos), name))  # the word's index
+                end = m.end()
     return hits
 
 
@@ -274,13 +370,31 @@ class Model:
             window=int(data.get("window", WINDOW)),
         )
 
+    @cached_property
+    def _pairs(self) -> dict[tuple[str, str], float]:
+        """The word-pair weights keyed by (word, next word); ``0.0 +``: the value the original
+        per-position sum ``0.0 + w`` gave, so that scores stay the same bit for bit."""
+        out: dict[tuple[str, str], float] = {}
+        for key, w in self.weights.items():
+            a, sep, b = key.partition(" ")
+            if sep and a and b and " " not in b:
+                out[a, b] = 0.0 + w
+        return out
+
+    @cached_property
+    def _words(self) -> dict[str, float]:
+        """The single-word weights (none in the shipped model)."""
+        return {k: w for k, w in self.weights.items() if " " not in k}
+
     def contributions(self, tokens: Sequence[str]) -> list[float]:
-        get = self.weights.get
-        out = [get(t, 0.0) for t in tokens]
-        for i in range(len(tokens) - 1):
-            w = get(tokens[i] + " " + tokens[i + 1])
-            if w is not None:
-                out[i] += w
+        """Per word position: its word's weight, plus its pair's, plus its patterns'."""
+        if not tokens:
+            return []
+        pairs = zip(tokens, islice(tokens, 1, None), strict=False)  # one fewer than words
+        out = list(map(self._pairs.get, pairs, repeat(0.0)))
+        out.append(0.0)
+        if self._words:
+            out = list(map(operator.add, map(self._words.get, tokens, repeat(0.0)), out))
         pw = self.pattern_weights
         for i, name in pattern_hits(tokens):
             out[i] += pw.get(name, 0.0)
@@ -292,7 +406,13 @@ class Model:
         w = self.window
         total = sum(c[:w])
         best, at = total, 0
-        for i in range(w, len(c)):
+        # The running sum steps by c[i] - c[i - w]; where both are zero (most positions of
+        # most texts) it stays as it is and cannot beat the best, so only the steps where a
+        # nonzero weight enters or leaves the window are taken, in order: the same sums.
+        n = len(c)
+        nonzero = list(compress(range(n), c))
+        steps = sorted({i for i in nonzero if i >= w}.union(i + w for i in nonzero if i + w < n))
+        for i in steps:
             total += c[i] - c[i - w]
             if total > best:
                 best, at = total, i - w + 1
@@ -352,21 +472,27 @@ class InjectionDetector:
         return THRESHOLDS.get(context.risk_tier, THRESHOLDS[DEFAULT_TIER])
 
     def score(self, text: str) -> Scored:
+        return self._score(text, 0.0)
+
+    def _score(self, text: str, threshold: float) -> Scored:
+        """``score(text)``, but with no span (0, 0) when the score is under ``threshold``."""
         truncated = len(text) > MAX_CHARS
         if truncated:
             text = text[:MAX_CHARS]
-        norm = normalise(text)
-        matches = list(WORD.finditer(norm))
-        tokens = [m.group() for m in matches]
+        sep = separated(normalise(text))
+        tokens = sep.split()
         if not tokens:
             return Scored(sigmoid(self.model.bias), 0, 0, truncated)
         logit, at = self.model.best_window(tokens)
-        start, end = _span(text, len(norm), matches, at, self.model.window)
-        return Scored(sigmoid(logit), start, end, truncated)
+        score = sigmoid(logit)
+        if score < threshold:
+            return Scored(score, 0, 0, truncated)
+        start, end = _span(text, sep, tokens, at, self.model.window)
+        return Scored(score, start, end, truncated)
 
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
         threshold = self.threshold_for(context)
-        scored = self.score(text)
+        scored = self._score(text, threshold)
         if scored.score < threshold:
             return []
         detail = f"threshold {threshold:g}"
@@ -378,16 +504,19 @@ class InjectionDetector:
         ]
 
 
-def _span(
-    text: str, norm_len: int, matches: list[re.Match[str]], at: int, window: int
-) -> tuple[int, int]:
+def _span(text: str, sep: str, tokens: list[str], at: int, window: int) -> tuple[int, int]:
     """Character offsets in ``text`` of words ``at .. at + window``. Offsets are found in the
-    normalised text; where normalisation changed its length (ligatures, ß, dropped
-    zero-width characters) they are scaled back, so the span is approximate there."""
-    last = min(at + window, len(matches)) - 1
-    start, end = matches[at].start(), matches[last].end()
-    if norm_len != len(text):
-        scale = len(text) / norm_len
+    normalised text (``sep``: it with separators as spaces); where normalisation changed its
+    length (ligatures, ß, dropped zero-width characters) they are scaled back, so the span is
+    approximate there."""
+    last = min(at + window, len(tokens)) - 1
+    rest = sep.split(None, at)[-1]  # the text from word ``at`` on
+    start = len(sep) - len(rest)
+    if last > at:
+        rest = rest.split(None, last - at)[-1]
+    end = len(sep) - len(rest) + len(tokens[last])
+    if len(sep) != len(text):
+        scale = len(text) / len(sep)
         start, end = int(start * scale), math.ceil(end * scale)
     return max(0, min(start, len(text))), max(0, min(end, len(text)))
 
