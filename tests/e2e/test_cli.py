@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -255,6 +256,7 @@ def test_config_is_found_in_order(tmp_path: Path, config_path: Path) -> None:
     here = tmp_path / "here"
     here.mkdir()
     (here / "bounded.yaml").write_text(config_path.read_text())
+    shutil.copytree(ROOT / "examples" / "schemas", here / "examples" / "schemas")
     local = run_in(here, "config", "check")
     assert local.returncode == 0, local.stderr
     assert "bounded.yaml:" in local.stdout
@@ -271,6 +273,7 @@ def test_a_checkout_finds_the_example_config(tmp_path: Path) -> None:
     (checkout / "examples").mkdir(parents=True)
     (checkout / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     (checkout / "examples" / "bounded.yaml").write_text(EXAMPLE.read_text())
+    shutil.copytree(ROOT / "examples" / "schemas", checkout / "examples" / "schemas")
     result = run_in(checkout, "models")
     assert result.returncode == 0, result.stderr
     assert "smollm2-135m-instruct" in result.stdout

@@ -263,6 +263,11 @@ def test_the_guards_service_reports_without_values(gateway_factory: Any) -> None
             json={"text": "x", "guards": [{"kind": "nope"}]},
             headers=AUTH,
         )
+        odd = httpx.post(
+            f"{url}/v1/guards/check",
+            json={"text": "x", "guards": [{"kind": "pii", "restore": 7, "on_error": []}]},
+            headers=AUTH,
+        )
     assert given.status_code == 200, given.text
     report = given.json()
     assert report["action"] == "block" and report["allowed"] is False
@@ -272,6 +277,7 @@ def test_the_guards_service_reports_without_values(gateway_factory: Any) -> None
     assert by_feature.json()["action"] == "redact"
     assert unknown.status_code == 422
     assert unknown.json()["error"]["param"] == "guards[0]"
+    assert odd.status_code == 200, odd.text  # a field the service does not read is ignored
 
 
 class Exploding:

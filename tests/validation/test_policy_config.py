@@ -36,7 +36,10 @@ def problems(path: Path) -> dict[str, str]:
     return {p.path: f"{p.message} | {p.hint}" for p in info.value.problems}
 
 
-def test_a_schema_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
+def test_a_schema_file_is_read_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "schemas").mkdir()
     (tmp_path / "schemas" / "invoice.json").write_text(json.dumps(SCHEMA))
     config = load_config(write(tmp_path, output={"schema": "schemas/invoice.json"}))
@@ -56,7 +59,7 @@ def test_a_schema_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
 def test_a_bad_schema_file_is_named(tmp_path: Path, content: str | None, expected: str) -> None:
     if content is not None:
         (tmp_path / "s.json").write_text(content)
-    found = problems(write(tmp_path, output={"schema": "s.json"}))
+    found = problems(write(tmp_path, output={"schema": str(tmp_path / "s.json")}))
     assert expected in found["features.f.output.schema"]
 
 

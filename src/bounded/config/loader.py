@@ -83,17 +83,13 @@ def parse_config(text: str, *, source: str = "<string>", env: Mapping[str, str])
     problems += check_references(config)
     from bounded.validation.checks import check_validation
 
-    config, issues = check_validation(config, _base_folder(source))
+    # Relative paths (output schemas), like collection folders and server.store, are
+    # relative to the working directory: a config copied elsewhere still finds them.
+    config, issues = check_validation(config, Path.cwd())
     problems += [Problem(path, message, hint) for path, message, hint in issues]
     if problems:
         raise ConfigError(source, problems)
     return config
-
-
-def _base_folder(source: str) -> Path:
-    """Where paths in the config (output schemas) are relative to: the file's folder."""
-    path = Path(source)
-    return path.parent if path.is_file() else Path.cwd()
 
 
 def _interpolate(node: Any, path: str, env: Mapping[str, str], problems: list[Problem]) -> Any:

@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import Callable
 
 import orjson
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from bounded.errors import BoundedError, NotFound, Unprocessable
-from bounded.gateway.api_schema import GuardsCheckRequest, check
+from bounded.gateway.api_schema import GuardIn, GuardsCheckRequest, check
 from bounded.gateway.auth import Principal
 from bounded.gateway.call import client_trace_id
 from bounded.gateway.respond import error_response
@@ -68,12 +69,20 @@ def _specs(body: dict[str, object], runtime: Runtime, principal: Principal) -> l
     given = body.get("guards")
     if not isinstance(given, list):
         raise Unprocessable("give 'guards' or name a 'feature'", param="guards")
-    specs = [GuardSpec(**g) for g in given]
     from bounded.validation.guards import registry
 
+    specs = []
+    for i, raw in enumerate(given):
+        # Only the fields the request schema knows (it lets others through, unread).
+        fields = {name: raw[name] for name in GuardIn.model_fields if name in raw}
+        try:
+            specs.append(GuardSpec(**fields))
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]
+            raise Unprocessable(f"guards[{i}]: {problem['msg']}", param=f"guards[{i}]") from None
     for i, spec in enumerate(specs):
         try:
             registry.build(spec.kind, spec.detector_options())
-        except GuardConfigError as exc:
+        except (GuardConfigError, TypeError, ValueError) as exc:
             raise Unprocessable(str(exc), param=f"guards[{i}]") from None
     return specs

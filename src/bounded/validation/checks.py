@@ -72,7 +72,9 @@ def _read_schema(value: str, base: Path, path: str, issues: list[Issue]) -> dict
     return schema
 
 
-_SCHEMA_HINT = "a path relative to bounded.yaml, or the schema inline as a mapping"
+_SCHEMA_HINT = (
+    "a path relative to where bounded runs (like collection folders), or the schema inline"
+)
 
 
 def _check_schema(schema: dict[str, Any], path: str, issues: list[Issue]) -> None:

@@ -6,7 +6,7 @@ Example::
       invoice-extract:
         risk_tier: high
         output:
-          schema: schemas/invoice.json     # relative to bounded.yaml, or inline JSON Schema
+          schema: schemas/invoice.json     # relative to the working directory, or inline
           on_fail: repair                  # repair | escalate | block | log
           max_repairs: 2
         guards:
@@ -82,7 +82,9 @@ class OutputConfig(_Frozen):
     """What the reply must be. ``schema`` goes to the provider as ``response_format``."""
 
     schema_: str | dict[str, Any] | None = Field(
-        None, alias="schema", description="a JSON Schema file (relative to bounded.yaml) or inline"
+        None,
+        alias="schema",
+        description="a JSON Schema file (relative to the working directory) or inline",
     )
     on_fail: Literal["repair", "escalate", "block", "log"] = "repair"
     max_repairs: int = Field(2, ge=0, le=5)
