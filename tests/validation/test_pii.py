@@ -81,6 +81,95 @@ def test_many_in_one_text_in_order(pii: PiiDetector) -> None:
     ]
 
 
+# Numbers written side by side, parted only by spaces, merge into one phone-shaped (and
+# card-shaped) run; each is still found, as it is alone or with "; " between.
+ZELDA = (
+    "zelda@example.org +1 415 555 0199 4539 1488 0343 6467 DE89 3704 0044 0532 0130 00 536-22-8714"
+)
+ADJACENT = [
+    (
+        ZELDA,
+        [
+            ("email", "zelda@example.org"),
+            ("phone", "+1 415 555 0199"),
+            ("credit_card", "4539 1488 0343 6467"),
+            ("iban", "DE89 3704 0044 0532 0130 00"),
+            ("us_ssn", "536-22-8714"),
+        ],
+    ),
+    (
+        "call 415 555 0199 4539 1488 0343 6467",
+        [("phone", "415 555 0199"), ("credit_card", "4539 1488 0343 6467")],
+    ),
+    (
+        "4539 1488 0343 6467 415 555 0199",
+        [("credit_card", "4539 1488 0343 6467"), ("phone", "415 555 0199")],
+    ),
+    (
+        "+44 20 7946 0958 4111 1111 1111 1111",
+        [("phone", "+44 20 7946 0958"), ("credit_card", "4111 1111 1111 1111")],
+    ),
+    (
+        "Stockholm +46 (0)8 928 571 38 3782 822463 10005",
+        [("phone", "+46 (0)8 928 571 38"), ("credit_card", "3782 822463 10005")],
+    ),
+    (
+        "(415) 555-2671 (212) 555-0199 4111 1111 1111 1111",
+        [
+            ("phone", "(415) 555-2671"),
+            ("phone", "(212) 555-0199"),
+            ("credit_card", "4111 1111 1111 1111"),
+        ],
+    ),
+    (
+        "tel 020 7946 0958 020 7946 0959 +33 1 42 68 53 00",
+        [
+            ("phone", "020 7946 0958"),
+            ("phone", "020 7946 0959"),
+            ("phone", "+33 1 42 68 53 00"),
+        ],
+    ),
+    ("ref 12 4539 1488 0343 6467 77", [("credit_card", "4539 1488 0343 6467")]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ADJACENT, ids=lambda v: str(v)[:24])
+def test_numbers_side_by_side_are_each_found(
+    pii: PiiDetector, text: str, expected: list[tuple[str, str]]
+) -> None:
+    assert spans(pii, text) == expected
+
+
+def test_side_by_side_finds_what_each_alone_and_apart_find(pii: PiiDetector) -> None:
+    values = [value for _, value in ADJACENT[0][1]]
+    alone = [spans(pii, value) for value in values]
+    assert alone == [[found] for found in ADJACENT[0][1]]
+    assert spans(pii, "; ".join(values)) == spans(pii, " ".join(values)) == ADJACENT[0][1]
+
+
+ADJACENT_NEAR_MISSES = [
+    "request_id=30104004-0243-5891-f593-0cce8ac9c832",  # a UUID's digits are no numbers
+    "values 12 345 678 910 11 12 13",  # a table: no NANP number starts at "12"
+    "row 31 446 194 803 475 9079 92",
+    "x 1234-4539-1488-0343-6467 y",  # dashes join the groups into one token
+    "f593-4539 1488 0343 6467 12",  # goes on from a hex word
+    "8775 3490 3624 6135 1458 9860 9984",  # mid-row of 4-digit groups: no telling
+]
+
+
+@pytest.mark.parametrize("text", ADJACENT_NEAR_MISSES)
+def test_side_by_side_near_misses(pii: PiiDetector, text: str) -> None:
+    assert spans(pii, text) == []
+
+
+def test_an_iban_body_holds_no_card_or_phone() -> None:
+    text = "Wire it to FR53 0027 6058 9226 7171 5387 481 please."  # a Luhn-valid 6058... inside
+    for entity in ("credit_card", "phone"):
+        detector = registry.build("pii", {"entities": [entity]})
+        assert detector.scan(text, CTX) == []
+    assert spans(registry.build("pii"), text) == [("iban", "FR53 0027 6058 9226 7171 5387 481")]
+
+
 NEAR_MISSES = [
     "card 4111 1111 1111 1112",  # bad Luhn
     "card 1234 5678 9012 3456",  # bad Luhn
@@ -196,6 +285,9 @@ ODD = [
     "1-" * 400_000,
     "A" * 200_000 + "12" * 200_000,
     ("x" * 63 + "@") * 10_000,
+    "4111 " * 100_000,  # one run of 4-digit groups, read in pieces once
+    "415 555 0199 " * 10_000,
+    "1 22 333 4444 " * 50_000,
 ]
 
 

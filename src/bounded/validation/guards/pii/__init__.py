@@ -19,7 +19,11 @@ number written as one bare run of digits needs "phone", "call", "tel", "fax"... 
 candidate that reads as a date, a decimal, a dotted quad or the SSN's 3-2-4 shape is none;
 national numbers in regions with a trunk prefix must start with it ("030 ..." in Germany).
 Dotted quads after "version", "section", "RFC"... are not addresses, and loopback and
-unspecified addresses (127.0.0.1, ::) are not reported at all. Findings that overlap are
+unspecified addresses (127.0.0.1, ::) are not reported at all. Numbers written side by side
+with only spaces between ("+1 415 555 0199 4539 1488 0343 6467") make one candidate too long
+to be either; its run of digit groups is then read again in pieces: cards in the layouts they
+are printed in, phones as the longest stretch of whole groups that is a number, none inside
+an IBAN's body or in the middle of a row of 4-digit groups. Findings that overlap are
 resolved to the longest.
 
 Options:

@@ -27,6 +27,25 @@ from bounded.validation.guards.pii.checksums import (
 Finder = Callable[[str], Iterator[Finding]]
 
 
+def glued_after(text: str, end: int) -> bool:
+    """Whether the digits that end at ``end`` go on into a word, a decimal or an identifier
+    ("...6467abc", "...6467.5", "...5891-f593"): the last group is then no group of its own."""
+    after = text[end : end + 2]
+    return bool(after) and (
+        after[0].isalnum() or after[0] == "_" or (after[0] in ".,-/" and after[1:].isalnum())
+    )
+
+
+# "FR53 0027 6058 9226 ...", "GB82 WEST 1234 ...": digit groups that go on from an IBAN's
+# head are its body, not numbers of their own.
+_IBAN_HEAD_BEFORE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d\d (?:[A-Za-z0-9]{4} ){0,8}$")
+
+
+def after_iban_head(text: str, start: int) -> bool:
+    """Whether the digits at ``start`` go on from an IBAN's country and check digits."""
+    return _IBAN_HEAD_BEFORE.search(text, max(0, start - 48), start) is not None
+
+
 def word_before(text: str, start: int, words: re.Pattern[str], width: int = 48) -> bool:
     """Whether one of ``words`` appears in the ``width`` characters before ``start``."""
     return words.search(text, max(0, start - width), start) is not None
@@ -67,24 +86,116 @@ _CARD_WORDS = re.compile(
 )
 
 
+# Numbers written side by side merge into one candidate (``+1 415 555 0199 4539 1488 0343
+# 6467``) that is no card as a whole; the run of digit groups around it is read again for
+# the layouts cards are printed in, the common first: 4-4-4-4, Amex's 4-6-5, 4-4-4-4-3,
+# Diners' 4-6-4.
+_MORE_GROUP = re.compile(r"[ \-]\d++")
+_GROUP = re.compile(r"\d+")
+_NON_DIGIT = re.compile(r"\D+")
+_CARD_LAYOUTS = ((4, 4, 4, 4), (4, 6, 5), (4, 4, 4, 4, 3), (4, 6, 4))
+
+
 def cards(text: str) -> Iterator[Finding]:
+    failed: list[re.Match[str]] = []
+    seen: set[tuple[int, int]] = set()
     for m in _CARD.finditer(text):
-        raw = m.group()
-        groups = re.split(r"[ \-]", raw)
-        if len(groups) > 1 and (
-            len({c for c in raw if not c.isdigit()}) > 1
-            or len(groups[0]) != 4
-            or any(not 3 <= len(g) <= 6 for g in groups[1:-1])
-        ):
+        found = _whole_card(text, m)
+        if found is None:
+            failed.append(m)
+        else:
+            seen.add((found.start, found.end))
+            yield found
+    done = 0
+    for m in failed:
+        if m.start() < done:
+            continue  # in a run already read
+        start, done = _run_around(text, m.start(), m.end())
+        for found in _cards_in_run(text, start, done):
+            if (found.start, found.end) not in seen:
+                yield found
+
+
+def _whole_card(text: str, m: re.Match[str]) -> Finding | None:
+    raw = m.group()
+    groups = re.split(r"[ \-]", raw)
+    if len(groups) > 1 and (
+        len({c for c in raw if not c.isdigit()}) > 1
+        or len(groups[0]) != 4
+        or any(not 3 <= len(g) <= 6 for g in groups[1:-1])
+    ):
+        return None
+    digits = "".join(groups)
+    brand = card_brand(digits)
+    if brand is None or not luhn_ok(digits):
+        return None
+    # 12 to 14 digits collide with order and account numbers: ask for a word like "card".
+    if len(digits) < 15 and not word_before(text, m.start(), _CARD_WORDS):
+        return None
+    return Finding("credit_card", m.start(), m.end(), detail=brand)
+
+
+def _run_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """The run of digit groups, joined by single spaces or dashes, that holds text[start:end]."""
+    while (more := _MORE_GROUP.match(text, end)) is not None:
+        end = more.end()
+    while start > 1 and text[start - 1] in " -" and text[start - 2].isdecimal():
+        start -= 2
+        while start > 0 and text[start - 1].isdecimal():
+            start -= 1
+    return start, end
+
+
+def _cards_in_run(text: str, start: int, end: int) -> Iterator[Finding]:
+    """Cards in a run of digit groups, apart from their neighbours by a space: at each group,
+    the layouts that fit, confirmed as a whole candidate is."""
+    groups = [g.span() for g in _GROUP.finditer(text, start, end)]
+    if groups and start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_.,-"):
+        groups.pop(0)  # the first group goes on from a word or a decimal
+    if groups and glued_after(text, end):
+        groups.pop()
+    if not groups or after_iban_head(text, groups[0][0]):
+        return
+    lengths = [e - s for s, e in groups]
+    i = 0
+    while i < len(groups):
+        found = _card_at(text, (start, end), groups, lengths, i) if lengths[i] == 4 else None
+        if found is None:
+            i += 1
             continue
-        digits = "".join(groups)
+        yield found[0]
+        i += found[1]
+
+
+def _card_at(
+    text: str, run: tuple[int, int], groups: list[tuple[int, int]], lengths: list[int], i: int
+) -> tuple[Finding, int] | None:
+    """The card that starts at group ``i`` of the run, and how many groups it takes."""
+    if groups[i][0] > run[0] and text[groups[i][0] - 1] != " ":
+        return None
+    for layout in _CARD_LAYOUTS:
+        n = len(layout)
+        if tuple(lengths[i : i + n]) != layout:
+            continue
+        if (
+            layout == (4, 4, 4, 4)
+            and i > 0
+            and lengths[i - 1] == 4
+            and lengths[i + 4 : i + 5] == [4]
+        ):
+            continue  # mid-row of 4-digit groups: a card could start at any of them
+        start, end = groups[i][0], groups[i + n - 1][1]
+        raw = text[start:end]
+        if len({c for c in raw if not c.isdigit()}) > 1 or (end < run[1] and text[end] != " "):
+            continue  # one separator throughout, and a space to the next group
+        digits = _NON_DIGIT.sub("", raw)
         brand = card_brand(digits)
         if brand is None or not luhn_ok(digits):
             continue
-        # 12 to 14 digits collide with order and account numbers: ask for a word like "card".
-        if len(digits) < 15 and not word_before(text, m.start(), _CARD_WORDS):
+        if len(digits) < 15 and not word_before(text, start, _CARD_WORDS):
             continue
-        yield Finding("credit_card", m.start(), m.end(), detail=brand)
+        return Finding("credit_card", start, end, detail=brand), n
+    return None
 
 
 # ----- IBAN -----------------------------------------------------------------------------
