@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -57,7 +58,7 @@ class Reply:
     chunks: AsyncIterator[Json] | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     """Everything one request carries and gathers, from its key to its ledger row.
 
@@ -188,10 +189,9 @@ class Pipeline:
 
 
 def _link(stage: Stage, rest: Next) -> Next:
-    async def run(call: Call) -> Reply:
-        return await stage(call, rest)
-
-    return run
+    # A partial, not a wrapping coroutine: calling it is calling the stage, one frame per
+    # stage instead of two (measured: about half the cost of passing through a stage).
+    return functools.partial(stage, next=rest)
 
 
 async def _end(call: Call) -> Reply:
