@@ -29,8 +29,8 @@ serve: install
 	$(BIN)/bounded serve --config $(CONFIG)
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 
 test: install-dev lint

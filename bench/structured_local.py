@@ -108,7 +108,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     figures = {
         "prompts": n,
         "grammar": not args.no_grammar,
-        **{f"share_{s}": round(statuses[s] / n, 3) for s in ("passed", "repaired", "escalated", "failed")},
+        **{
+            f"share_{s}": round(statuses[s] / n, 3)
+            for s in ("passed", "repaired", "escalated", "failed")
+        },
         "share_other": round(sum(v for k, v in statuses.items() if k.startswith("http")) / n, 3),
         "category_accuracy": round(right / n, 3),
         **{f"p50_s_{s}": round(statistics.median(v), 2) for s, v in latency.items() if v},
