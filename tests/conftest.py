@@ -95,3 +95,13 @@ def gateway_factory(db: Database, store_url: str):  # type: ignore[no-untyped-de
             yield url, gateway
 
     return start
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[Any]:
+    """One fault-injecting stand-in upstream per test module (tests/standins); a module's
+    own ``upstream`` fixture scripts it (``standin.forget()`` first) for each test."""
+    from tests.standins.faulty_upstream import FaultyUpstream
+
+    with FaultyUpstream().running() as up:
+        yield up

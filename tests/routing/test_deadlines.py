@@ -8,19 +8,12 @@ fires early) while upper bounds sit well below what the wrong behaviour would ta
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.standins.faulty_upstream import FaultyUpstream, chat, hang, ok, routed_config
 
 HANG_S = 10  # how long the primary keeps a request waiting
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[FaultyUpstream]:
-    with FaultyUpstream().running() as up:
-        yield up
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
@@ -24,12 +22,6 @@ from tests.standins.faulty_upstream import (
 
 ONE_TRY = {"attempts": 1}
 ROUTE = {"targets": ["primary", "backup"], "retry": ONE_TRY, "timeout_s": 0.5}
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[FaultyUpstream]:
-    with FaultyUpstream().running() as up:
-        yield up
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ opened the breakers of both targets of a route, and an unrelated feature sharing
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -23,12 +23,6 @@ from tests.conftest import ADMIN_KEY
 from tests.standins.faulty_upstream import FaultyUpstream, chat, routed_config
 
 BREAKER = {"window": 4, "min_calls": 2, "failure_rate": 0.5, "cooldown_s": 600}
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[FaultyUpstream]:
-    with FaultyUpstream().running() as up:
-        yield up
 
 
 def test_deep_bodies_never_open_the_breakers_of_a_shared_deployment(

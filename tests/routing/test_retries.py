@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,12 +21,6 @@ from tests.standins.faulty_upstream import (
 )
 
 FAST_RETRY = {"attempts": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.02}
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[FaultyUpstream]:
-    with FaultyUpstream().running() as up:
-        yield up
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
@@ -44,12 +43,6 @@ def test_lowest_cost_orders_by_blended_price():
         "middling",
         "pricey",
     ]
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[FaultyUpstream]:
-    with FaultyUpstream().running() as up:
-        yield up
 
 
 @pytest.fixture

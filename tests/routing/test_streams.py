@@ -38,12 +38,6 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 NO_BREAKER = {"window": 20, "min_calls": 20}
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[FaultyUpstream]:
-    with FaultyUpstream().running() as up:
-        yield up
-
-
 @pytest.fixture
 def upstream(standin: FaultyUpstream) -> FaultyUpstream:
     standin.forget().always("backup", ok("answer from the backup"))

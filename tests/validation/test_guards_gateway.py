@@ -8,7 +8,7 @@ would have seen, and what the client got back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +77,6 @@ def echo(piece: int = 3) -> Any:
         return StreamingResponse(events(), media_type="text/event-stream")
 
     return behave
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[FaultyUpstream]:
-    with FaultyUpstream().running() as up:
-        yield up
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ ledger (SQLite) and the checks are the real ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -41,12 +40,6 @@ LOOKUP = {
         },
     },
 }
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[FaultyUpstream]:
-    with FaultyUpstream().running() as up:
-        yield up
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 
@@ -20,3 +20,18 @@ async def closing(chunks: AsyncIterator[Any]) -> AsyncIterator[None]:
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def then_last(
+    chunks: AsyncIterator[dict[str, Any]],
+    make: Callable[[dict[str, Any]], dict[str, Any]],
+) -> AsyncIterator[dict[str, Any]]:
+    """The stream as it was, then one more chunk made from its last (before ``[DONE]``):
+    how citations and the validation summary reach a streaming client."""
+    last: dict[str, Any] | None = None
+    async with closing(chunks):
+        async for chunk in chunks:
+            last = chunk
+            yield chunk
+    if last is not None:
+        yield make(last)

@@ -5,14 +5,14 @@ Before admission on purpose: the budget reservation must count the tokens it add
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bounded.economics.tokens import TokenCounter
 from bounded.errors import PermissionDenied
-from bounded.gateway.call import Call, Json, Next, Reply
-from bounded.gateway.streams import closing
+from bounded.gateway.call import Call, Next, Reply
+from bounded.gateway.streams import then_last
 from bounded.retrieval.access import viewer_for
 from bounded.retrieval.context import (
     Screen,
@@ -60,7 +60,9 @@ class Context:
         call.headers["x-bounded-citations"] = assembled.header()
         reply = await next(call)
         if reply.chunks is not None:
-            reply.chunks = _then_citations(reply.chunks, citations)
+            reply.chunks = then_last(
+                reply.chunks, lambda last: citations_event(citations, like=last)
+            )
         elif reply.body is not None:
             reply.body = attach_citations(reply.body, citations)
         return reply
@@ -94,16 +96,3 @@ def _screen(call: Call, guards: FeatureGuards) -> Screen:
 
 class RetrievedBlocked(PermissionDenied):
     default_code = "retrieved_blocked"
-
-
-async def _then_citations(
-    chunks: AsyncIterator[Json], citations: list[dict[str, Any]]
-) -> AsyncIterator[Json]:
-    """The stream as it was, then one last chunk with the citations (before [DONE])."""
-    last: Json | None = None
-    async with closing(chunks):
-        async for chunk in chunks:
-            last = chunk
-            yield chunk
-    if last is not None:
-        yield citations_event(citations, like=last)

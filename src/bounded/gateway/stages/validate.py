@@ -15,12 +15,11 @@ and ``bounded.validation`` in the body (or in a last stream event).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from bounded.errors import Unprocessable
 from bounded.gateway.call import Call, Json, Next, Reply
 from bounded.gateway.stages.check import Verdict
-from bounded.gateway.streams import closing
+from bounded.gateway.streams import closing, then_last
 from bounded.validation.enforce import FeatureGuards
 from bounded.validation.output import repair_messages, response_format
 
@@ -124,25 +123,20 @@ def _answer(call: Call, passes: list[Call], reply: Reply, status: str, verdict: 
     if reply.body is not None:
         reply.body["bounded"] = {**(reply.body.get("bounded") or {}), "validation": summary}
     elif reply.chunks is not None:
-        reply.chunks = _then_summary(reply.chunks, summary)
+        reply.chunks = then_last(reply.chunks, lambda last: _summary_event(last, summary))
     return reply
 
 
-async def _then_summary(chunks: Any, summary: Json) -> Any:
-    last: Json | None = None
-    async with closing(chunks):
-        async for chunk in chunks:
-            last = chunk
-            yield chunk
-    if last is not None:
-        yield {
-            "id": last.get("id"),
-            "object": "chat.completion.chunk",
-            "created": last.get("created", 0),
-            "model": last.get("model"),
-            "choices": [],
-            "bounded": {"validation": summary},
-        }
+def _summary_event(last: Json, summary: Json) -> Json:
+    """A last stream event shaped like the usage chunk (no choices), as SDKs parse it."""
+    return {
+        "id": last.get("id"),
+        "object": "chat.completion.chunk",
+        "created": last.get("created", 0),
+        "model": last.get("model"),
+        "choices": [],
+        "bounded": {"validation": summary},
+    }
 
 
 def _failure(call: Call, passes: list[Call], verdict: Verdict) -> OutputInvalid:
