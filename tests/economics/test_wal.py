@@ -7,6 +7,7 @@ got slower. The checkpointer now rewinds it once it passes a size.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 import time
@@ -56,4 +57,4 @@ def test_the_log_is_rewound_while_commits_keep_coming(tmp_path: Path) -> None:
     assert not errors
     assert rewound >= 3, frames
     # Rewound: the log starts over, so a later pass finds fewer frames than an earlier one.
-    assert any(later < earlier for earlier, later in zip(frames, frames[1:], strict=False))
+    assert any(later < earlier for earlier, later in itertools.pairwise(frames))
