@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -152,18 +153,23 @@ class LedgerRow:
 
 
 COLUMNS = tuple(LedgerRow.__dataclass_fields__)
+_VALUES = operator.attrgetter(*COLUMNS)
+_TEXT_ITEMS = tuple(TEXT_LIMITS.items())
+_TEXTS = operator.attrgetter(*TEXT_LIMITS)
+_INT_ITEMS = tuple(INT_RANGES.items())
+_INTS = operator.attrgetter(*INT_RANGES)
 INSERT = f"INSERT INTO ledger ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 def check_row(row: LedgerRow) -> None:
-    """Refuse a row no store could take, before it joins a batch. On every row, so cheap: a
-    length check per text field and a range check per integer (about 2 µs a row)."""
-    for field, limit in TEXT_LIMITS.items():
-        value = getattr(row, field)
-        if value is not None:
+    """Refuse a row no store could take, before it joins a batch. On every row, so cheap:
+    the fields are read in one C call, and a row whose texts are all short, plain ASCII and
+    free of NULs (the usual case) passes with one loop of length checks."""
+    texts = _TEXTS(row)
+    for (field, limit), value in zip(_TEXT_ITEMS, texts, strict=True):
+        if value is not None and (len(value) > limit or not value.isascii() or "\x00" in value):
             check_text(field, value, limit)
-    for field, (low, high) in INT_RANGES.items():
-        number = getattr(row, field)
+    for (field, (low, high)), number in zip(_INT_ITEMS, _INTS(row), strict=True):
         if not low <= number <= high:
             raise InvalidLedgerRow(
                 f"cannot record this request: its ledger {field} {number} is out of range",
@@ -202,7 +208,8 @@ def check_text(field: str, value: str, limit: int) -> None:
 
 def row_values(row: LedgerRow) -> tuple[object, ...]:
     """The row as INSERT's parameters (``astuple`` would deep-copy every field)."""
-    return tuple([getattr(row, c) for c in COLUMNS])
+    values: tuple[object, ...] = _VALUES(row)
+    return values
 
 
 def to_e10(cost: Decimal) -> int:
