@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bounded.store.urls import dialect_of, psycopg_url, sqlite_path
@@ -29,8 +30,17 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-# The newest revision in migrations/versions; a test keeps it equal to Alembic's head.
-HEAD_REVISION = "0002"
+def _newest_revision() -> str:
+    """The highest ``NNNN_`` prefix in migrations/versions, read without importing Alembic.
+
+    Revisions are numbered in sequence (each revises the one before), so the highest
+    number is the head; a test keeps it equal to what Alembic computes.
+    """
+    versions = Path(__file__).with_name("migrations") / "versions"
+    return max(p.name.split("_", 1)[0] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+HEAD_REVISION = _newest_revision()
 
 
 def at_head(url: str) -> bool:
