@@ -2,15 +2,15 @@
 the redacted prompt and completion text a feature's policy lets us keep (deleted by the
 retention job when ``expires_at`` passes), and key scopes (``traces:read_text``).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
