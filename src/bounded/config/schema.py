@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bounded.evals.settings import EvalGate, EvalsConfig
 from bounded.retrieval.config import CollectionConfig, FeatureRetrieval
 from bounded.validation.config import GuardsConfig, OutputConfig, ToolsConfig
 
@@ -170,6 +171,7 @@ class FeatureConfig(Frozen):
     output: OutputConfig | None = None
     guards: GuardsConfig = GuardsConfig()
     tools: ToolsConfig | None = None
+    eval: EvalGate | None = Field(None, description="gate for `bounded eval run` (evals)")
 
 
 class TeamConfig(Frozen):
@@ -185,3 +187,4 @@ class BoundedConfig(Frozen):
     features: dict[str, FeatureConfig] = Field(default_factory=dict)
     collections: dict[str, CollectionConfig] = Field(default_factory=dict)
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
+    evals: EvalsConfig = EvalsConfig()
