@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bounded.evals.settings import EvalGate, EvalsConfig
+from bounded.governance.settings import AlertsConfig, HealthConfig
 from bounded.retrieval.config import CollectionConfig, FeatureRetrieval
 from bounded.validation.config import GuardsConfig, OutputConfig, ToolsConfig
 
@@ -172,6 +173,7 @@ class FeatureConfig(Frozen):
     guards: GuardsConfig = GuardsConfig()
     tools: ToolsConfig | None = None
     eval: EvalGate | None = Field(None, description="gate for `bounded eval run` (evals)")
+    health: HealthConfig | None = Field(None, description="drift bands (governance)")
 
 
 class TeamConfig(Frozen):
@@ -188,3 +190,4 @@ class BoundedConfig(Frozen):
     collections: dict[str, CollectionConfig] = Field(default_factory=dict)
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     evals: EvalsConfig = EvalsConfig()
+    alerts: AlertsConfig = AlertsConfig()
