@@ -30,6 +30,9 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False, server_default="open"),
         sa.Column("closed_at", sa.Float, nullable=True),
         sa.Column("resolution", sa.Text, nullable=True),
+        # JSON: the feature's guards and eval gate when the incident opened, so a guard
+        # delta can be checked to be new rather than one that was already there.
+        sa.Column("controls", sa.Text, nullable=True),
     )
     op.create_index("ix_incidents_feature", "incidents", ["feature", "opened_at"])
     op.create_index("ix_incidents_status", "incidents", ["status", "opened_at"])
