@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bounded.evals.settings import EvalGate, EvalsConfig
 from bounded.governance.settings import AlertsConfig, HealthConfig
+from bounded.releases.settings import ReleaseRules
 from bounded.retrieval.config import CollectionConfig, FeatureRetrieval
 from bounded.validation.config import GuardsConfig, OutputConfig, ToolsConfig
 
@@ -173,6 +174,9 @@ class FeatureConfig(Frozen):
     guards: GuardsConfig = GuardsConfig()
     tools: ToolsConfig | None = None
     eval: EvalGate | None = Field(None, description="gate for `bounded eval run` (evals)")
+    release: ReleaseRules | None = Field(
+        None, description="rules for shadow and canary releases (releases)"
+    )
     health: HealthConfig | None = Field(None, description="drift bands (governance)")
 
 
