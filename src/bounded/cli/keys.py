@@ -24,6 +24,7 @@ from bounded.cli.common import ConfigOption, err, load, out
 from bounded.config.schema import BoundedConfig
 from bounded.store.keys import (
     SAME_LIFETIME,
+    SCOPES,
     AmbiguousKey,
     KeyNotFound,
     KeyRecord,
@@ -64,6 +65,9 @@ def create(
     budget_mode: str = typer.Option("hard", "--budget-mode", help="hard (refuse) or soft (alert)"),
     rpm: int | None = typer.Option(None, "--rpm", min=1, help="requests per minute"),
     tpm: int | None = typer.Option(None, "--tpm", min=1, help="tokens per minute"),
+    scope: list[str] = typer.Option(
+        [], "--scope", "-s", help=f"also may read: {', '.join(SCOPES)}; repeat"
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
     """Create a key; the plaintext is printed once and stored only as a hash.
@@ -74,13 +78,24 @@ def create(
     if unknown:
         err.print(f"[red]unknown feature or model:[/] {escape(', '.join(unknown))}")
         raise typer.Exit(2)
+    bad = [s for s in scope if s not in SCOPES]
+    if bad:
+        err.print(
+            f"[red]unknown scope:[/] {escape(', '.join(bad))}; scopes are {', '.join(SCOPES)}"
+        )
+        raise typer.Exit(1)
     expires = time.time() + expires_in_days * 86400 if expires_in_days else None
     # No scope given: the key may call every feature and model.
     features = feature or ([] if team else ["*"])
     limits = _key_limits(budget_usd, budget_period, budget_mode, rpm, tpm)
     try:
         record, plaintext = keys.create(
-            name, features=features, teams=team, expires_at=expires, limits=limits
+            name,
+            features=features,
+            teams=team,
+            expires_at=expires,
+            limits=limits,
+            scopes=tuple(scope),
         )
     except NameTaken as exc:
         held = ", ".join(f"{r.id} (created {_when(r.created_at)})" for r in exc.holders)

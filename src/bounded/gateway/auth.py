@@ -27,6 +27,10 @@ class Principal:
     teams: tuple[str, ...] = ()
     admin: bool = False
     limits: dict[str, Any] | None = None
+    scopes: tuple[str, ...] = ()  # see bounded.store.keys.SCOPES; the admin has them all
+
+    def may(self, scope: str) -> bool:
+        return self.admin or scope in self.scopes
 
     def may_use(self, target: Target) -> bool:
         if self.admin or "*" in self.features or target.name in self.features:
@@ -91,7 +95,14 @@ class Authenticator:
         if record is None:
             raise Unauthenticated("invalid, revoked or expired API key")
         features = record.features or (() if record.teams else ("*",))
-        return Principal(record.id, record.name, features, record.teams, limits=record.limits)
+        return Principal(
+            record.id,
+            record.name,
+            features,
+            record.teams,
+            limits=record.limits,
+            scopes=record.scopes,
+        )
 
 
 def _bearer(authorization: str | None) -> str:

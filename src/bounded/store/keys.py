@@ -37,6 +37,11 @@ PREFIX = "bnd_"
 _CACHE_TTL_S = 1.0
 # ``rotate``'s default expiry: the new key lives as long as the old one was meant to.
 SAME_LIFETIME: Literal["same-lifetime"] = "same-lifetime"
+# What a key may read besides calling its features (the admin key may read everything):
+# trace metadata and spans, the stored (redacted) prompt and completion text of those
+# traces, and GET /metrics. Text is its own scope: seeing latencies is not seeing what
+# users wrote.
+SCOPES = ("traces:read", "traces:read_text", "metrics:read")
 
 
 def hash_key(plaintext: str) -> str:
@@ -54,6 +59,7 @@ class KeyRecord:
     expires_at: float | None
     revoked_at: float | None
     limits: dict[str, Any] | None = None
+    scopes: tuple[str, ...] = ()
 
     def active(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
@@ -109,15 +115,19 @@ class KeyRepository:
         teams: list[str] | None = None,
         expires_at: float | None = None,
         limits: dict[str, Any] | None = None,
+        scopes: tuple[str, ...] = (),
     ) -> tuple[KeyRecord, str]:
-        """Create a key; ``limits`` holds its own ``budget`` and ``rate_limit``, if any.
+        """Create a key; ``limits`` holds its own ``budget`` and ``rate_limit``, if any;
+        ``scopes`` are among :data:`SCOPES`.
 
         Raises :class:`NameTaken` when an active key already has this name."""
         with self._writing():
             holders = self._active_named(name, time.time())
             if holders:
                 raise NameTaken(name, holders)
-            return self._insert(name, tuple(features or ()), tuple(teams or ()), expires_at, limits)
+            return self._insert(
+                name, tuple(features or ()), tuple(teams or ()), expires_at, limits, scopes
+            )
 
     def rotate(
         self,
@@ -145,7 +155,9 @@ class KeyRepository:
             else:
                 self._db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (now, old.id))
                 old = replace(old, revoked_at=now)
-            new, plaintext = self._insert(old.name, old.features, old.teams, expires_at, old.limits)
+            new, plaintext = self._insert(
+                old.name, old.features, old.teams, expires_at, old.limits, old.scopes
+            )
         return old, new, plaintext
 
     def resolve(self, ref: str) -> KeyRecord:
@@ -236,7 +248,14 @@ class KeyRepository:
         teams: tuple[str, ...],
         expires_at: float | None,
         limits: dict[str, Any] | None,
+        scopes: tuple[str, ...] = (),
     ) -> tuple[KeyRecord, str]:
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown:
+            raise InvalidRequest(
+                f"unknown scope {', '.join(unknown)}; scopes are {', '.join(SCOPES)}",
+                code="unknown_scope",
+            )
         plaintext = PREFIX + secrets.token_urlsafe(32)
         record = KeyRecord(
             id=secrets.token_hex(6),
@@ -248,10 +267,11 @@ class KeyRepository:
             expires_at=expires_at,
             revoked_at=None,
             limits=limits,
+            scopes=tuple(scopes),
         )
         self._db.execute(
             "INSERT INTO api_keys (id, name, key_hash, hint, features, teams, limits,"
-            " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, expires_at, scopes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 name,
@@ -262,6 +282,7 @@ class KeyRepository:
                 json.dumps(limits) if limits else None,
                 record.created_at,
                 expires_at,
+                json.dumps(record.scopes) if scopes else None,
             ),
         )
         return record, plaintext
@@ -283,4 +304,5 @@ def _record(row: Row) -> KeyRecord:
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
         limits=json.loads(row["limits"]) if row["limits"] else None,
+        scopes=tuple(json.loads(row["scopes"])) if row["scopes"] else (),
     )
