@@ -23,6 +23,7 @@ from bounded.evals.settings import EvalGate, EvalsConfig
 from bounded.governance.settings import AlertsConfig, HealthConfig
 from bounded.releases.settings import ReleaseRules
 from bounded.retrieval.config import CollectionConfig, FeatureRetrieval
+from bounded.telemetry.config import FeatureTelemetry, TelemetryConfig
 from bounded.validation.config import GuardsConfig, OutputConfig, ToolsConfig
 
 ErrorKind = Literal[
@@ -178,6 +179,9 @@ class FeatureConfig(Frozen):
         None, description="rules for shadow and canary releases (releases)"
     )
     health: HealthConfig | None = Field(None, description="drift bands (governance)")
+    telemetry: FeatureTelemetry = Field(
+        FeatureTelemetry(), description="stored text and its retention (telemetry)"
+    )
 
 
 class TeamConfig(Frozen):
@@ -195,3 +199,4 @@ class BoundedConfig(Frozen):
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     evals: EvalsConfig = EvalsConfig()
     alerts: AlertsConfig = AlertsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
