@@ -113,6 +113,7 @@ class Call:
     buffered: bool = False  # a stream read whole and replayed by the check stage
     recorded: bool = False
     streaming: bool = False  # a stream's body has started
+    spans: Any = None  # telemetry: the request's span recorder, shared by its forks
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
     _closed: bool = False
 

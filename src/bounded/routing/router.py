@@ -59,6 +59,8 @@ class RouteTrace:
     attempts: int = 0
     deployment: str | None = None
     errors: list[str] = field(default_factory=list)
+    # Each attempt: deployment, monotonic start and end, error kind or None (its span).
+    tries: list[tuple[str, float, float, str | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -219,6 +221,7 @@ class Router:
                 except (ProviderError, TimeoutError) as exc:
                     last_error = _as_provider_error(exc, dep, timeout)
                     trace.errors.append(f"{dep.name}: {last_error.kind}")
+                    trace.tries.append((dep.name, started, time.monotonic(), last_error.kind))
                     if isinstance(exc, TimeoutError) and timeout < per_attempt:
                         # Cut short by the request's deadline, not slow by its own measure.
                         breaker.release()
@@ -239,7 +242,9 @@ class Router:
                     raise
                 if settle_on_return:
                     breaker.record(ok=True)
-                self.stats.observe(dep.name, time.monotonic() - started)
+                ended = time.monotonic()
+                self.stats.observe(dep.name, ended - started)
+                trace.tries.append((dep.name, started, ended, None))
                 trace.deployment = dep.name
                 return result
             if last_error is not None and last_error.kind not in route.fallback_on:
