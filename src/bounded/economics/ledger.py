@@ -69,6 +69,7 @@ TEXT_LIMITS: dict[str, int] = {
             "operation",
             "flags",
             "validation",
+            "prompt_version",
         ),
         MAX_NAME_CHARS,
     ),
@@ -146,6 +147,9 @@ class LedgerRow:
     # A cascade's accepted answer priced at its route's last (dearest) target: what the
     # cascade saved. Null on other rows.
     baseline_cost_e10: int | None = None
+    # The prompt version the request was rendered with (bounded.prompts): its number, or
+    # null for a feature without a prompt and for a model called directly.
+    prompt_version: str | None = None
 
     @property
     def cost_usd(self) -> Decimal:

@@ -82,6 +82,9 @@ class Call:
     wants_usage: bool = False  # the client asked for stream_options.include_usage
     trace: RouteTrace = field(default_factory=RouteTrace)
     headers: dict[str, str] = field(default_factory=dict)  # added to the response
+    # The prompt version to render: a release stage may pin one (a canary's candidate)
+    # before the prompt stage runs; the prompt stage sets the one it rendered.
+    prompt_version: int | None = None
     # -- economics: filled by admit, route and settle; becomes the ledger row ----------
     prompt_estimate: int = 0
     max_output: int = 0  # output tokens reserved for, all choices together

@@ -270,6 +270,7 @@ def _row(call: Call, model: ModelConfig | None, usage: Usage) -> LedgerRow:
         validation=call.validation,
         groundedness=call.groundedness,
         baseline_cost_e10=None if call.baseline_cost is None else to_e10(call.baseline_cost),
+        prompt_version=None if call.prompt_version is None else str(call.prompt_version),
         **usage_fields(usage),
     )
 
