@@ -8,9 +8,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bounded.cli import guards, keys, retrieval, spend
+from bounded.cli import guards, incidents, keys, retrieval, spend
 from bounded.cli.common import ConfigOption, err, load, out
-from bounded.config.schema import ModelConfig
+from bounded.config.schema import BoundedConfig, ModelConfig
 
 app = typer.Typer(
     help="bounded: a control plane for AI features.", no_args_is_help=True, add_completion=False
@@ -21,6 +21,7 @@ keys.register(app)
 retrieval.register(app)
 spend.register(app)
 guards.register(app)
+incidents.register(app)
 
 
 @app.command()
@@ -49,6 +50,8 @@ def config_check(
 ) -> None:
     """Validate bounded.yaml and explain every problem with its path and a hint."""
     path, cfg = load(config)
+    # --explain inspects a policy (governance problems print as warnings); the plain check gates.
+    _check_governance(path, cfg, fail=not explain)
     out.print(
         f"[green]✓[/] {escape(str(path))}: {len(cfg.providers)} provider(s), "
         f"{len(cfg.models)} model(s), {len(cfg.features)} feature(s)"
@@ -64,6 +67,22 @@ def config_check(
             )
             raise typer.Exit(1)
         out.print(escape(describe(name, feature)), highlight=False)
+
+
+def _check_governance(path: Path, cfg: BoundedConfig, *, fail: bool) -> None:
+    """Owners, risk tiers and each tier's minimum controls (docs/governance.md): the check
+    fails on them; a gateway still serves such a config, so yesterday's keeps serving."""
+    from bounded.governance.tiers import check_governance
+
+    issues = check_governance(cfg)
+    if not issues:
+        return
+    err.print(f"[bold red]governance[/] in {escape(str(path))}: {len(issues)} problem(s)")
+    for where, message, hint in issues:
+        err.print(f"  [red]✗[/] [bold]{escape(where)}[/]: {escape(message)}")
+        err.print(f"      [dim]hint:[/] {escape(hint)}")
+    if fail:
+        raise typer.Exit(1)
 
 
 @app.command()
