@@ -18,7 +18,10 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "traces",
-        sa.Column("trace_id", sa.String(64), primary_key=True),
+        # One row per request, keyed by its root span: a client may send one trace id
+        # with several calls (x-bounded-trace-id), and each is its own request here.
+        sa.Column("span_id", sa.String(16), primary_key=True),
+        sa.Column("trace_id", sa.String(64), nullable=False),
         sa.Column("ts", sa.Float, nullable=False),
         sa.Column("duration_ms", sa.Float, nullable=False),
         sa.Column("name", sa.Text, nullable=False),
@@ -36,6 +39,7 @@ def upgrade() -> None:
         sa.Column("spans", sa.Integer, nullable=False, server_default="0"),
     )
     op.create_index("ix_traces_ts", "traces", ["ts"])
+    op.create_index("ix_traces_trace", "traces", ["trace_id"])
     op.create_index("ix_traces_feature_ts", "traces", ["feature", "ts"])
     op.create_index("ix_traces_status_ts", "traces", ["status", "ts"])
     op.create_table(
@@ -50,9 +54,11 @@ def upgrade() -> None:
         sa.Column("attributes", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("trace_id", "span_id"),
     )
+    op.create_index("ix_spans_start", "spans", ["start_ns"])
     op.create_table(
         "trace_texts",
-        sa.Column("trace_id", sa.String(64), primary_key=True),
+        sa.Column("span_id", sa.String(16), primary_key=True),  # the request's root span
+        sa.Column("trace_id", sa.String(64), nullable=False),
         sa.Column("ts", sa.Float, nullable=False),
         sa.Column("feature", sa.Text, nullable=True),
         sa.Column("prompt", sa.Text, nullable=True),
@@ -60,6 +66,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.Float, nullable=False),
     )
     op.create_index("ix_trace_texts_expires", "trace_texts", ["expires_at"])
+    op.create_index("ix_trace_texts_trace", "trace_texts", ["trace_id"])
     op.add_column("api_keys", sa.Column("scopes", sa.Text, nullable=True))
 
 
