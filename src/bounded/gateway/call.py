@@ -85,6 +85,10 @@ class Call:
     # The prompt version to render: a release stage may pin one (a canary's candidate)
     # before the prompt stage runs; the prompt stage sets the one it rendered.
     prompt_version: int | None = None
+    # The release arm (bounded.releases): stable, canary, or shadow for a mirrored copy;
+    # set by the release stage, on every ledger row of the request.
+    arm: str = "stable"
+    release_id: str | None = None
     # -- economics: filled by admit, route and settle; becomes the ledger row ----------
     prompt_estimate: int = 0
     max_output: int = 0  # output tokens reserved for, all choices together

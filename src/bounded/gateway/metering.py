@@ -253,7 +253,7 @@ def _row(call: Call, model: ModelConfig | None, usage: Usage) -> LedgerRow:
         key_id=call.principal.key_id,
         team=call.team,
         feature=call.target.name if call.target.feature else None,
-        arm="stable",
+        arm=call.arm,
         provider=model.provider if model else None,
         deployment=call.deployment,
         model=model.model if model else None,
