@@ -29,12 +29,28 @@ def serve(
     config: Path | None = ConfigOption,
     host: str | None = typer.Option(None, help="bind address (default: server.host)"),
     port: int | None = typer.Option(None, help="port (default: server.port)"),
+    workers: str | None = typer.Option(
+        None,
+        help="gateway processes on the port: a number, or auto for one per core "
+        "(default: server.workers); budgets and rate limits stay exact across them",
+    ),
 ) -> None:
     """Serve the OpenAI-compatible gateway."""
     from bounded.gateway.server import serve as run
 
     path, _ = load(config)  # fail with the friendly listing before anything starts
-    run(path, host, port)
+    count = _workers(workers)
+    raise typer.Exit(run(path, host, port, count))
+
+
+def _workers(value: str | None) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        err.print(f"[red]--workers {escape(value)!r} is not a number of processes[/]")
+        err.print("  [dim]hint:[/] a whole number from 1, or auto (one per core)")
+        raise typer.Exit(1)
+    return int(value)
 
 
 @config_app.command("check")

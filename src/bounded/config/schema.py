@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,6 +70,11 @@ class ServerConfig(Frozen):
         None, description="redis://...: budgets and rate limits shared by every replica"
     )
     reload: bool = Field(True, description="re-read bounded.yaml when it changes")
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        1,
+        description="gateway processes on the port (auto: one per core); budgets, rate "
+        "limits and the ledger stay exact across them (docs/scaling.md)",
+    )
     dev_key: bool = Field(True, description="print a development key accepted on loopback only")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "warning",

@@ -24,6 +24,7 @@ import logging
 import operator
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -36,6 +37,8 @@ from bounded.store.urls import sqlite_path
 log = logging.getLogger("bounded.ledger")
 
 E10 = Decimal("1e10")
+# A row as INSERT parameters, in COLUMNS order (a list when it came over a socket).
+Values = Sequence[object]
 
 
 # The longest text each ledger field may hold, in characters (``len``), so that the gateway
@@ -244,19 +247,25 @@ class SqlLedger:
 
     def __init__(self, db: Database):
         self._db = db
-        self._pending: list[tuple[tuple[object, ...], asyncio.Future[None]]] = []
+        self._pending: list[tuple[Values, asyncio.Future[None]]] = []
         self._scheduled = False
         self._checkpointer = Checkpointer.start(db) if db.dialect == "sqlite" else None
 
     async def record(self, row: LedgerRow) -> None:
         check_row(row)
+        await self.enqueue(row_values(row))
+
+    def enqueue(self, values: Values) -> asyncio.Future[None]:
+        """Queue a checked row's values for this loop turn's commit; the future resolves
+        once it is committed (``bounded serve --workers`` takes rows from every worker
+        this way, in the process that owns the ledger)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((row_values(row), done))
+        self._pending.append((values, done))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
-        await done
+        return done
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -280,7 +289,7 @@ class SqlLedger:
         for _, done in batch:
             _resolve(done, None)
 
-    def _flush_each(self, batch: list[tuple[tuple[object, ...], asyncio.Future[None]]]) -> None:
+    def _flush_each(self, batch: list[tuple[Values, asyncio.Future[None]]]) -> None:
         """Each row in its own transaction: the good ones commit, the refused one fails."""
         for i, (values, done) in enumerate(batch):
             try:
@@ -297,7 +306,7 @@ class SqlLedger:
             else:
                 _resolve(done, None)
 
-    def _insert(self, rows: list[tuple[object, ...]]) -> None:
+    def _insert(self, rows: list[Values]) -> None:
         with self._db.transaction():
             self._db.executemany(INSERT, rows)
 

@@ -1,0 +1,80 @@
+"""Frames on the owner's Unix socket: a 4-byte length, then one orjson array.
+
+Requests from a worker, and what the owner answers (``id`` pairs them; ``settle`` has none,
+being ordered on the connection before anything that depends on it)::
+
+    ["r", id, budgets, rates, cost, tokens, now]  -> ["ok", id, hold, headers, alerts]
+    ["s", hold, cost, tokens]                     (no answer)
+    ["l", id, ledger values]                      -> ["ok", id]  once the row is committed
+    ["a", id, ts, scope, period, amount, trace]   -> ["ok", id]
+    any request                                   -> ["err", id, kind, message, code,
+                                                      retry_after, extra_headers]
+
+Money travels as decimal strings (exact), rules as arrays in their field order.
+"""
+
+from __future__ import annotations
+
+import struct
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from bounded.economics.rules import BudgetRule, RateRule
+
+HEADER = struct.Struct("!I")
+MAX_FRAME = 16 * 1024 * 1024  # a ledger row is well under 4 KB; anything bigger is a bug
+
+
+class FrameError(Exception):
+    """The peer sent something that is not a frame of this protocol."""
+
+
+def frame(message: list[Any]) -> bytes:
+    body = orjson.dumps(message)
+    return HEADER.pack(len(body)) + body
+
+
+class FrameReader:
+    """Bytes in, whole messages out (a read may hold several frames or part of one)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[list[Any]]:
+        buffer = self._buffer
+        buffer += data
+        messages: list[list[Any]] = []
+        start = 0
+        size = len(buffer)
+        while size - start >= 4:
+            (length,) = HEADER.unpack_from(buffer, start)
+            if length > MAX_FRAME:
+                raise FrameError(f"frame of {length} bytes")
+            end = start + 4 + length
+            if end > size:
+                break
+            messages.append(orjson.loads(memoryview(buffer)[start + 4 : end]))
+            start = end
+        if start:
+            del buffer[:start]
+        return messages
+
+
+def encode_budgets(rules: list[BudgetRule]) -> list[list[str]]:
+    return [[r.scope, str(r.amount), r.period, r.mode] for r in rules]
+
+
+def decode_budgets(items: list[list[str]]) -> list[BudgetRule]:
+    return [
+        BudgetRule(scope, Decimal(amount), period, mode) for scope, amount, period, mode in items
+    ]
+
+
+def encode_rates(rules: list[RateRule]) -> list[list[Any]]:
+    return [[r.scope, r.rpm, r.tpm] for r in rules]
+
+
+def decode_rates(items: list[list[Any]]) -> list[RateRule]:
+    return [RateRule(scope, rpm, tpm) for scope, rpm, tpm in items]
