@@ -101,6 +101,8 @@ def _judge(call: Call, guards: FeatureGuards, message: Json, text: str) -> Verdi
         if outcome.text != text:
             message["content"] = outcome.text
         call.guard_hits += [("output", hit) for hit in outcome.hits]
+        if outcome.hits and "output_guard" not in call.flags:
+            call.flags.append("output_guard")  # on the ledger row: a release signal
     spec = guards.groundedness
     if spec is not None and text and call.sources:
         from bounded.validation.guards.groundedness import score_answer
