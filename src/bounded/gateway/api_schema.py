@@ -104,6 +104,15 @@ class StreamOptions(_Body):
     include_usage: bool | None = None
 
 
+class BoundedExtras(_Body):
+    """bounded's own fields in a chat request (the OpenAI SDK's ``extra_body``); never
+    sent upstream."""
+
+    vars: dict[str, Any] | None = Field(
+        None, description="values for the feature's prompt template variables"
+    )
+
+
 class ChatCompletionRequest(_Body):
     """``POST /v1/chat/completions``. ``model`` names a feature or a model alias."""
 
@@ -129,6 +138,7 @@ class ChatCompletionRequest(_Body):
     logit_bias: dict[str, float] | None = None
     user: Name | None = None
     metadata: dict[str, str] | None = None
+    bounded: BoundedExtras | None = None
 
 
 class EmbeddingsRequest(_Body):

@@ -24,6 +24,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bounded.audit import AuditLog
+from bounded.audit import api as audit_api
 from bounded.config.loader import ConfigError, load_config
 from bounded.config.schema import BoundedConfig
 from bounded.economics.accountant import Accountant, MemoryAccountant
@@ -40,6 +42,9 @@ from bounded.gateway.models_api import model_list
 from bounded.gateway.openapi import openapi_document
 from bounded.gateway.respond import error_response
 from bounded.gateway.runtime import Runtime
+from bounded.prompts import PromptCache, PromptStore
+from bounded.prompts import api as prompts_api
+from bounded.prompts.store import seed_config
 from bounded.retrieval.hooks import open_service
 from bounded.retrieval.refresher import refresh_forever
 from bounded.retrieval.routes import retrieval_routes
@@ -70,12 +75,18 @@ class Gateway:
         self.db = db
         self.keys = KeyRepository(db)
         self.auth = Authenticator(self.keys, admin_key, dev_key)
+        self.audit = AuditLog(db)
+        self.prompt_store = PromptStore(db)
+        seed_config(self.prompt_store, _config_prompts(config))  # bounded.yaml's: version 1
+        self.prompts = PromptCache(self.prompt_store)
         self.meter = Meter(
             accountant or MemoryAccountant(lambda scope, start: spend_since(db, scope, start)),
             ledger or SqlLedger(db),
             TokenCounter(),
         )
-        self.chat_pipeline = chat_pipeline(self.auth, self.meter, lambda: self.retrieval)
+        self.chat_pipeline = chat_pipeline(
+            self.auth, self.meter, lambda: self.retrieval, lambda: self.prompts
+        )
         self.embeddings_pipeline = embeddings_pipeline(self.auth, self.meter)
         self.chat_completions = endpoint(self.chat_pipeline, lambda: self.runtime, "chat")
         self.embeddings = endpoint(self.embeddings_pipeline, lambda: self.runtime, "embeddings")
@@ -102,6 +113,8 @@ class Gateway:
             ),
             *guards_api.routes(self.authenticate, lambda: self.runtime),
             *retrieval_routes(lambda: self.retrieval, self.authenticate),
+            *prompts_api.routes(self.authenticate, self.prompt_store),
+            *audit_api.routes(self.authenticate, self.audit),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
         ]
@@ -184,9 +197,16 @@ class Gateway:
         except ConfigError as exc:
             self.last_reload_error = str(exc)
             log.error("config reload rejected, keeping the running config:\n%s", exc)
+            await self._audit_reload("config.reload_rejected", {"problems": len(exc.problems)})
             return False
         old, self.runtime = self.runtime, runtime
         self.reloads += 1
+        try:  # a changed prompt.system is a new version while the file owns production
+            await asyncio.to_thread(seed_config, self.prompt_store, _config_prompts(config))
+        except BoundedError:
+            log.exception("could not store the prompts of the reloaded config")
+        self.prompts.invalidate()
+        await self._audit_reload("config.reload", {"features": sorted(config.features)})
         self.last_reload_error = None
         log.info("config reloaded from %s", self.config_path)
         # Keep a reference: a task nobody holds can be garbage-collected mid-flight.
@@ -194,6 +214,15 @@ class Gateway:
         self._retiring.add(retiring)
         retiring.add_done_callback(self._retiring.discard)
         return True
+
+    async def _audit_reload(self, action: str, detail: dict[str, object]) -> None:
+        path = str(self.config_path)
+        try:
+            await asyncio.to_thread(
+                self.audit.record, action, path, actor="bounded serve", detail=detail
+            )
+        except Exception:  # the audit store failing must not undo or block a reload
+            log.exception("could not record %s in the audit log", action)
 
     async def openapi(self, request: Request) -> Response:
         runtime = self.runtime
@@ -279,6 +308,10 @@ def _json(payload: object, trace_id: str) -> Response:
     return Response(
         orjson.dumps(payload), media_type=JSON, headers={"x-bounded-trace-id": trace_id}
     )
+
+
+def _config_prompts(config: BoundedConfig) -> dict[str, str]:
+    return {name: f.prompt.system for name, f in config.features.items() if f.prompt.system}
 
 
 def _mtime(path: Path | None) -> tuple[int, int] | None:

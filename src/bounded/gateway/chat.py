@@ -29,18 +29,22 @@ from bounded.gateway.stages.body import ReadBody
 from bounded.gateway.stages.check import Check
 from bounded.gateway.stages.context import Context, ServiceRef
 from bounded.gateway.stages.guard_input import InputGuards
+from bounded.gateway.stages.prompt import PromptsRef, RenderPrompt
 from bounded.gateway.stages.resolve import Resolve, ResolveEmbedding
 from bounded.gateway.stages.route import Route, RouteEmbeddings
 from bounded.gateway.stages.settle import Settle
 from bounded.gateway.stages.validate import Validate
 
 
-def chat_pipeline(auth: Authenticator, meter: Meter, retrieval: ServiceRef) -> Pipeline:
+def chat_pipeline(
+    auth: Authenticator, meter: Meter, retrieval: ServiceRef, prompts: PromptsRef = lambda: None
+) -> Pipeline:
     return Pipeline(
         [
             Authenticate(auth),
             ReadBody(check_chat),
             Resolve(),
+            RenderPrompt(prompts),
             InputGuards(),
             Context(retrieval, meter.counter),
             Validate(),

@@ -86,6 +86,7 @@ def build(models: tuple[str, ...] = (), collections: tuple[str, ...] = ()) -> di
             "x-bounded-route": {"schema": {"type": "string"}},
             "x-bounded-attempts": {"schema": {"type": "string"}},
             "x-bounded-cost-usd": {"schema": {"type": "string"}},
+            "x-bounded-prompt-version": {"schema": {"type": "string"}},
         },
     }
     trace_header = {
@@ -172,6 +173,30 @@ def build(models: tuple[str, ...] = (), collections: tuple[str, ...] = ()) -> di
                 "Sync a collection (admin key)", None, _ok(ref(out.Anything)), [collection_param]
             )
         },
+        "/v1/prompts/{feature}": {
+            "get": _op(
+                "A feature's prompt versions and labels, one version in full (admin key)",
+                None,
+                _ok(ref(out.Anything)),
+                [
+                    {"name": "feature", "in": "path", "required": True, "schema": _name(models)},
+                    {"name": "version", "in": "query", "schema": {"type": "string"}},
+                ],
+            )
+        },
+        "/v1/audit": {
+            "get": _op(
+                "The audit log: who changed what and when (admin key)",
+                None,
+                _ok(ref(out.Anything)),
+                [
+                    {"name": "since", "in": "query", "schema": {"type": "number", "minimum": 0}},
+                    {"name": "action", "in": "query", "schema": {"type": "string"}},
+                    {"name": "subject", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                ],
+            )
+        },
         "/healthz": {"get": _public("Liveness", ref(out.Anything))},
         "/readyz": {"get": _public("Readiness, reloads and breaker states", ref(out.Anything))},
         "/openapi.json": {"get": _public("This document", {"type": "object"})},
@@ -190,6 +215,13 @@ def build(models: tuple[str, ...] = (), collections: tuple[str, ...] = ()) -> di
         },
         "security": [{"bearer": []}],
     }
+
+
+def _name(examples: tuple[str, ...]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if examples:
+        schema["examples"] = list(examples)
+    return schema
 
 
 def _path_param(examples: tuple[str, ...]) -> dict[str, Any]:

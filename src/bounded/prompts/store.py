@@ -316,3 +316,14 @@ def _version(row: Any) -> PromptVersion:
         source=row["source"],
         created_at=float(row["created_at"]),
     )
+
+
+def seed_config(store: PromptStore, systems: dict[str, str]) -> list[PromptVersion]:
+    """:meth:`PromptStore.seed_from_config` for each feature's ``prompt.system``; the
+    versions it made (none when the store already has them)."""
+    made = []
+    for feature, system in systems.items():
+        version = store.seed_from_config(feature, system)
+        if version is not None:
+            made.append(version)
+    return made

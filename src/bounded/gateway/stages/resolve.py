@@ -8,15 +8,15 @@ from bounded.gateway.runtime import Runtime, Target
 
 
 class Resolve:
-    """Chat: the target, and the body that goes upstream (the feature's system prompt
-    first, nothing else changed)."""
+    """Chat: the target, and the body that goes upstream (as sent; the prompt stage puts
+    the feature's prompt version before the client's messages)."""
 
     name = "resolve"
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         call.target = chat_target(call.runtime, call.body["model"])
         call.principal.check(call.target)
-        call.upstream = with_system_prompt(call)
+        call.upstream = dict(call.body)
         return await next(call)
 
 
@@ -53,11 +53,3 @@ def _not_found(runtime: Runtime, name: str, what: str, other: str) -> Exception:
         # It exists, at the other endpoint: say so rather than "no such model".
         return NotFound(f"{name!r} is a {model.kind} model; call it at {other}", param="model")
     return NotFound(f"no {what} named {name!r}; see GET /v1/models", param="model")
-
-
-def with_system_prompt(call: Call) -> dict[str, object]:
-    feature = call.target.feature
-    if feature is None or not feature.prompt.system:
-        return dict(call.body)
-    system = {"role": "system", "content": feature.prompt.system}
-    return {**call.body, "messages": [system, *call.body["messages"]]}

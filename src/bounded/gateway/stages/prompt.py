@@ -1,0 +1,56 @@
+"""Prompt: the feature's prompt version, rendered, goes before the client's messages.
+
+Which version: the one a release stage pinned on the call (``call.prompt_version``, a
+canary's candidate), else the feature's ``production`` label. Its messages (system first)
+are rendered with the request's ``bounded.vars`` and put before the messages the client
+sent; its model parameters fill in what the request left unset (a request's own
+``temperature`` wins). The version's number goes on the ledger row and in
+``x-bounded-prompt-version``. A model called directly, or a feature with no version, passes
+through unchanged. Product code that sends plain messages keeps working: a version without
+variables needs no ``bounded`` object at all.
+
+The ``bounded`` object is bounded's, never the provider's: it is taken out of the upstream
+body on every request. Before the input guards on purpose: a value a guard would redact
+is redacted in the rendered prompt too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bounded.gateway.call import Call, Next, Reply
+from bounded.prompts.cache import PromptCache
+from bounded.prompts.store import PromptVersion
+
+HEADER = "x-bounded-prompt-version"
+PromptsRef = Callable[[], PromptCache | None]
+
+
+class RenderPrompt:
+    name = "prompt"
+
+    def __init__(self, prompts: PromptsRef):
+        self._prompts = prompts
+
+    async def __call__(self, call: Call, next: Next) -> Reply:
+        upstream = call.upstream
+        extras = upstream.pop("bounded", None)
+        prompts = self._prompts()
+        if call.target.feature is None or prompts is None:
+            return await next(call)
+        feature = call.target.name
+        if call.prompt_version is not None:
+            version: PromptVersion | None = await prompts.version(feature, call.prompt_version)
+        else:
+            version = await prompts.production(feature)
+        if version is None:
+            return await next(call)
+        values = extras.get("vars") if isinstance(extras, dict) else None
+        messages = version.template.render(values)
+        params = version.template.params
+        if params:
+            call.upstream = upstream = {**params, **upstream}
+        upstream["messages"] = [*messages, *upstream["messages"]]
+        call.prompt_version = version.version
+        call.headers[HEADER] = version.id
+        return await next(call)
