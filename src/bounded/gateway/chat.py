@@ -7,7 +7,8 @@ reservation counts the tokens retrieval adds, and input guards run before both, 
 sees a raw value a guard redacts); validate outside settle and check inside it (each
 upstream pass, a repair or an escalation, is settled with its own verdict, and validate
 decides on the next); settle outside admit and route (a refused or failed request still
-leaves its ledger row).
+leaves its ledger row); release after resolve and before the prompt (it picks the arm, and
+with it the prompt version and route the rest of the path uses).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bounded.gateway.stages.check import Check
 from bounded.gateway.stages.context import Context, ServiceRef
 from bounded.gateway.stages.guard_input import InputGuards
 from bounded.gateway.stages.prompt import PromptsRef, RenderPrompt
+from bounded.gateway.stages.release import ReleaseArm, ReleasesRef
 from bounded.gateway.stages.resolve import Resolve, ResolveEmbedding
 from bounded.gateway.stages.route import Route, RouteEmbeddings
 from bounded.gateway.stages.settle import Settle
@@ -37,13 +39,18 @@ from bounded.gateway.stages.validate import Validate
 
 
 def chat_pipeline(
-    auth: Authenticator, meter: Meter, retrieval: ServiceRef, prompts: PromptsRef = lambda: None
+    auth: Authenticator,
+    meter: Meter,
+    retrieval: ServiceRef,
+    prompts: PromptsRef = lambda: None,
+    releases: ReleasesRef = lambda: None,
 ) -> Pipeline:
     return Pipeline(
         [
             Authenticate(auth),
             ReadBody(check_chat),
             Resolve(),
+            ReleaseArm(releases),
             RenderPrompt(prompts),
             InputGuards(),
             Context(retrieval, meter.counter),
