@@ -109,6 +109,7 @@ def create(
             " to keep both, choose another name"
         )
         raise typer.Exit(1) from None
+    _audit(keys, "key.create", record, limits=limits, scopes=list(scope))
     out.print(
         f"created key [bold]{record.id}[/] ({escape(name)}); copy it now, it is not shown again:"
     )
@@ -176,6 +177,7 @@ def rotate(
         old, new, plaintext = keys.rotate(key, grace_s=grace_minutes * 60, expires_at=expires)
     except (KeyNotFound, AmbiguousKey) as exc:
         _refuse(exc)
+    _audit(keys, "key.rotate", new, replaces=old.id, grace_s=grace_minutes * 60)
     out.print(
         f"rotated {escape(new.name)}: new key [bold]{new.id}[/] (same features, teams and"
         " limits); copy it now, it is not shown again:"
@@ -199,13 +201,23 @@ def revoke(
 
     A name that several active keys share (a rotation's grace period) is refused with
     their ids: revoke the one you mean by id."""
+    keys = _open(config)[1]
     try:
-        record = _open(config)[1].revoke(key)
+        record = keys.revoke(key)
     except AmbiguousKey as exc:
         _refuse(exc)
     if record is None:
         _refuse(KeyNotFound(key))
+    _audit(keys, "key.revoke", record)
     out.print(f"revoked {record.id} ({escape(record.name)})")
+
+
+def _audit(keys: KeyRepository, action: str, record: KeyRecord, **detail: object) -> None:
+    """Who created, rotated or revoked which key (its id, name and scope; never the key)."""
+    from bounded.audit import AuditLog, actor_from_env
+
+    what = {"name": record.name, "features": record.features, "teams": record.teams, **detail}
+    AuditLog(keys.db).record(action, record.id, actor=actor_from_env(), detail=what)
 
 
 def _refuse(exc: KeyNotFound | AmbiguousKey) -> NoReturn:

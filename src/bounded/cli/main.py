@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bounded.cli import guards, incidents, keys, retrieval, spend
+from bounded.cli import audit, guards, incidents, keys, prompts, retrieval, spend
 from bounded.cli.common import ConfigOption, err, load, out
 from bounded.config.schema import BoundedConfig, ModelConfig
 
@@ -22,6 +22,8 @@ retrieval.register(app)
 spend.register(app)
 guards.register(app)
 incidents.register(app)
+prompts.register(app)
+audit.register(app)
 
 
 @app.command()

@@ -107,6 +107,10 @@ class KeyRepository:
         self._seen_version: int | None = -1
         self._cache_time = 0.0
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
     def create(
         self,
         name: str,
