@@ -45,11 +45,17 @@ from bounded.gateway.runtime import Runtime
 from bounded.prompts import PromptCache, PromptStore
 from bounded.prompts import api as prompts_api
 from bounded.prompts.store import seed_config
+from bounded.releases.service import Releases
 from bounded.retrieval.hooks import open_service
 from bounded.retrieval.refresher import refresh_forever
 from bounded.retrieval.routes import retrieval_routes
 from bounded.store.db import Database
 from bounded.store.keys import KeyRepository
+from bounded.telemetry import api as telemetry_api
+from bounded.telemetry.hub import Telemetry
+from bounded.telemetry.metrics import MeteredLedger
+from bounded.telemetry.retention import sweep_forever
+from bounded.telemetry.tracing import traced
 
 log = logging.getLogger("bounded.gateway")
 
@@ -79,15 +85,28 @@ class Gateway:
         self.prompt_store = PromptStore(db)
         seed_config(self.prompt_store, _config_prompts(config))  # bounded.yaml's: version 1
         self.prompts = PromptCache(self.prompt_store)
+        # Shadow and canary releases: state in the store, decided by a background evaluator.
+        self.releases = Releases(db, lambda: self.runtime.config)
+        # Traces and metrics: every stage wrapped in its span, every ledger row counted.
+        self.telemetry = Telemetry(db.url, config.telemetry)
         self.meter = Meter(
             accountant or MemoryAccountant(lambda scope, start: spend_since(db, scope, start)),
-            ledger or SqlLedger(db),
+            MeteredLedger(ledger or SqlLedger(db), self.telemetry.metrics),
             TokenCounter(),
         )
-        self.chat_pipeline = chat_pipeline(
-            self.auth, self.meter, lambda: self.retrieval, lambda: self.prompts
+        self.chat_pipeline = traced(
+            chat_pipeline(
+                self.auth,
+                self.meter,
+                lambda: self.retrieval,
+                lambda: self.prompts,
+                lambda: self.releases,
+            ),
+            self.telemetry,
         )
-        self.embeddings_pipeline = embeddings_pipeline(self.auth, self.meter)
+        self.embeddings_pipeline = traced(
+            embeddings_pipeline(self.auth, self.meter), self.telemetry
+        )
         self.chat_completions = endpoint(self.chat_pipeline, lambda: self.runtime, "chat")
         self.embeddings = endpoint(self.embeddings_pipeline, lambda: self.runtime, "embeddings")
         self.config_path = config_path
@@ -113,6 +132,12 @@ class Gateway:
             ),
             *guards_api.routes(self.authenticate, lambda: self.runtime),
             *retrieval_routes(lambda: self.retrieval, self.authenticate),
+            *telemetry_api.routes(
+                self.authenticate,
+                self.db,
+                self.telemetry.metrics,
+                lambda: self.runtime.router.breaker_states(),
+            ),
             *prompts_api.routes(self.authenticate, self.prompt_store),
             *audit_api.routes(self.authenticate, self.audit),
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -155,18 +180,25 @@ class Gateway:
             self._watcher = asyncio.create_task(self._watch())
         warming = asyncio.create_task(self._warm())
         self._refresher = asyncio.create_task(refresh_forever(lambda: self.retrieval))
+        self.releases.start()
+        retention = asyncio.create_task(
+            sweep_forever(self.db.url, lambda: self.runtime.config.telemetry)
+        )
         try:
             yield
         finally:
+            retention.cancel()
             if self._watcher is not None:
                 self._watcher.cancel()
             self._refresher.cancel()
+            await self.releases.stop()
             if self.retrieval is not None:
                 self.retrieval.close()
             await warming
             await self.runtime.close_when_idle()
             await self.meter.ledger.aclose()
             await self.meter.accountant.aclose()
+            await asyncio.to_thread(self.telemetry.close)
 
     async def _warm(self) -> None:
         """Freeze everything built at start-up out of the garbage collector's way: fewer,

@@ -197,6 +197,47 @@ def build(models: tuple[str, ...] = (), collections: tuple[str, ...] = ()) -> di
                 ],
             )
         },
+        "/v1/traces": {
+            "get": _op(
+                "Search traces, newest first (scope traces:read)",
+                None,
+                _ok(ref(out.Anything)),
+                [
+                    {"name": "feature", "in": "query", "schema": {"type": "string"}},
+                    {"name": "status", "in": "query", "schema": {"enum": ["ok", "error"]}},
+                    {"name": "since", "in": "query", "schema": {"type": "number"}},
+                    {"name": "until", "in": "query", "schema": {"type": "number"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                ],
+            )
+        },
+        "/v1/traces/{trace_id}": {
+            "get": _op(
+                "One trace: its requests and spans; ?include=text needs traces:read_text",
+                None,
+                _ok(ref(out.Anything)),
+                [
+                    {
+                        "name": "trace_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {"name": "include", "in": "query", "schema": {"enum": ["text"]}},
+                ],
+            )
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (scope metrics:read)",
+                "responses": {
+                    "200": {
+                        "description": "success",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
         "/healthz": {"get": _public("Liveness", ref(out.Anything))},
         "/readyz": {"get": _public("Readiness, reloads and breaker states", ref(out.Anything))},
         "/openapi.json": {"get": _public("This document", {"type": "object"})},

@@ -1,0 +1,135 @@
+"""The gateway's telemetry: one object holding the metrics, the trace writer and exporter.
+
+    telemetry = Telemetry(db.url, config.telemetry)
+    meter = Meter(accountant, MeteredLedger(ledger, telemetry.metrics), counter)
+    pipeline = Pipeline(with_spans(stages, telemetry))
+    ...
+    telemetry.close()
+
+``finish`` runs when a call closes (its response sent): it counts the request, ends its
+root span, names and attributes it, and queues the trace for the writer. The OTLP exporter
+is built from the start-up config (``telemetry.otlp_endpoint``); sampling and text policy
+are read from the runtime current for each request, so a reload changes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from bounded.economics.ledger import to_e10
+from bounded.telemetry.attributes import request_model, root_attributes
+from bounded.telemetry.config import TelemetryConfig, stores_text
+from bounded.telemetry.metrics import Metrics
+from bounded.telemetry.spans import Recorder
+from bounded.telemetry.store import TraceRecord, TraceWriter
+
+log = logging.getLogger("bounded.telemetry")
+
+
+class Telemetry:
+    def __init__(self, url: str, config: TelemetryConfig, metrics: Metrics | None = None):
+        self.metrics = metrics or Metrics()
+        self.export: Any = None
+        if config.otlp_endpoint:
+            from bounded.telemetry.export import OtlpExport
+
+            self.export = OtlpExport(
+                config.otlp_endpoint,
+                service_name=config.service_name,
+                headers=dict(config.otlp_headers),
+            )
+        self.writer = TraceWriter(url, export=self.export)
+
+    def keeps_text(self, call: Any) -> bool:
+        target = getattr(call, "target", None)
+        feature = None if target is None else target.feature
+        return feature is not None and stores_text(feature.risk_tier, feature.telemetry)
+
+    def finish(self, call: Any, rec: Recorder | None) -> None:
+        try:
+            self.metrics.finished(call)
+            if rec is not None:
+                self.writer.put(self._record(call, rec))
+        except Exception:  # telemetry must never fail a request that already succeeded
+            log.exception("could not finish the trace of call %s", call.trace_id)
+
+    def _record(self, call: Any, rec: Recorder) -> TraceRecord:
+        rec.finish()
+        root = rec.root
+        model = request_model(call)
+        if model is not None:
+            root.name = f"{root.name} {model}"
+        root.attributes = root_attributes(call, rec.passes, rec.reply)
+        status = call.status if call.recorded else rec.reply.get("status", call.status)
+        root.attributes["http.response.status_code"] = status
+        if status >= 400 or call.error_class:
+            root.status = "error"
+        error = call.error_class or (
+            next((s.attributes.get("error.type") for s in rec.spans if s.status == "error"), None)
+            if root.status == "error"
+            else None
+        )
+        if error is not None:
+            root.attributes["error.type"] = error
+        attrs = root.attributes
+        target = getattr(call, "target", None)
+        feature = target.name if target is not None and target.feature is not None else None
+        record = TraceRecord(
+            trace_id=call.trace_id,
+            root=root,
+            spans=rec.spans,
+            feature=feature,
+            team=attrs.get("bounded.team"),
+            model=model,
+            deployment=attrs.get("bounded.deployment"),
+            arm=attrs.get("bounded.arm"),
+            http_status=status,
+            error_class=error,
+            input_tokens=attrs.get("gen_ai.usage.input_tokens", 0),
+            output_tokens=attrs.get("gen_ai.usage.output_tokens", 0),
+            cost_e10=to_e10(call.cost),
+        )
+        if feature is not None and self.keeps_text(call):
+            record.prompt = _prompt_text(call)
+            record.completion = rec.reply.get("text")
+            days = call.target.feature.telemetry.text_retention_days
+            record.text_expires_at = time.time() + days * 86400
+        return record
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        done = self.writer.flush(timeout_s)
+        if self.export is not None:
+            done = self.export.flush(timeout_s) and done
+        return done
+
+    def close(self) -> None:
+        self.writer.close()
+        if self.export is not None:
+            self.export.shutdown()
+
+
+def _prompt_text(call: Any) -> str | None:
+    """The messages as the upstream got them (input guards have already redacted what
+    their policy redacts; the writer redacts everything again before storing)."""
+    upstream = getattr(call, "upstream", None)
+    if not isinstance(upstream, dict):
+        return None
+    messages = upstream.get("messages")
+    if isinstance(messages, list):
+        lines = []
+        for message in messages:
+            if not isinstance(message, dict):
+                continue
+            content = message.get("content")
+            if isinstance(content, list):  # content parts: keep the text ones
+                content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            lines.append(f"{message.get('role', '?')}: {content or ''}")
+        return "\n".join(lines)
+    value = upstream.get("input")  # embeddings
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
+    return None

@@ -1,0 +1,48 @@
+"""The retention job: stored text goes when its feature's period ends, spans after
+``telemetry.trace_retention_days``; the ledger and the metrics are never touched.
+
+    removed = sweep(db, config.telemetry)     # {"texts": n, "traces": n, "spans": n}
+    task = asyncio.create_task(sweep_forever(db, lambda: runtime.config.telemetry))
+
+Each text row carries its own ``expires_at``, set from the feature's
+``text_retention_days`` when it was written, so shortening a period applies to new text;
+the job deletes by that column alone (one indexed range delete, in the job's thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from bounded.store.db import Database
+from bounded.telemetry.config import TelemetryConfig
+
+log = logging.getLogger("bounded.telemetry")
+
+
+def sweep(db: Database, config: TelemetryConfig, now: float | None = None) -> dict[str, int]:
+    now = time.time() if now is None else now
+    cutoff = now - config.trace_retention_days * 86400
+    with db.transaction():
+        texts = db.execute_count("DELETE FROM trace_texts WHERE expires_at <= ?", (now,))
+        spans = db.execute_count("DELETE FROM spans WHERE start_ns < ?", (int(cutoff * 1e9),))
+        traces = db.execute_count("DELETE FROM traces WHERE ts < ?", (cutoff,))
+    return {"texts": texts, "spans": spans, "traces": traces}
+
+
+async def sweep_forever(db_url: str, config: Callable[[], TelemetryConfig]) -> None:
+    """Sweep every ``retention_interval_s`` on a connection of its own, off the loop."""
+    db = await asyncio.to_thread(Database.open, db_url, migrate=False)
+    try:
+        while True:
+            try:
+                removed = await asyncio.to_thread(sweep, db, config())
+                if any(removed.values()):
+                    log.info("retention removed %s", removed)
+            except Exception:
+                log.exception("retention sweep failed; trying again next interval")
+            await asyncio.sleep(config().retention_interval_s)
+    finally:
+        db.close()

@@ -1,0 +1,118 @@
+"""A request's spans, recorded as plain objects on the hot path.
+
+    rec = Recorder(trace_id)
+    span = rec.open("auth")          # a child of whatever span is open now
+    ...
+    rec.close(span)
+    rec.finish()                     # the root span ends; rec.spans holds them all
+
+Why not the SDK's tracer on the hot path: an SDK span starts with a context attach, a
+sampler call, a lock and an attribute mapping with limits; a request here has ten or more
+spans. These are slotted objects with integer clocks; :mod:`bounded.telemetry.export` turns
+stored spans into SDK spans (``ReadableSpan``) only when they are sent over OTLP. The
+figures are in docs/observability.md (bench/gateway_overhead.py --telemetry).
+
+Times: one wall clock reading per request, then ``perf_counter_ns`` offsets from it, so
+spans of one request never disagree with each other when the wall clock steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+Attributes = dict[str, Any]
+_rand = random.Random()  # span ids need to be unique, not secret
+
+
+def new_span_id() -> str:
+    return f"{_rand.getrandbits(64) or 1:016x}"
+
+
+def otel_trace_id(trace_id: str) -> str:
+    """The 32-hex OpenTelemetry trace id for a bounded trace id (a client's own id that
+    is not 32 hex digits is hashed to one, the same way every time)."""
+    if len(trace_id) == 32:
+        try:
+            if int(trace_id, 16):
+                return trace_id.lower()
+        except ValueError:
+            pass
+    return hashlib.sha256(trace_id.encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Span:
+    span_id: str
+    parent_id: str | None
+    name: str
+    start_ns: int  # unix epoch nanoseconds
+    end_ns: int = 0
+    status: str = "ok"  # ok | error
+    kind: str = "internal"  # internal | server | client
+    attributes: Attributes = field(default_factory=dict)
+
+
+class Recorder:
+    """The spans of one request; the root span is open from creation to :meth:`finish`."""
+
+    __slots__ = ("_epoch_ns", "_mono", "_perf_ns", "current", "passes", "reply", "root", "spans")
+
+    def __init__(self, trace_id: str, name: str = "request"):
+        self._epoch_ns = time.time_ns()
+        self._perf_ns = time.perf_counter_ns()
+        self._mono = time.monotonic()
+        self.root = Span(new_span_id(), None, name, self._epoch_ns, kind="server")
+        self.spans: list[Span] = [self.root]
+        self.current = self.root.span_id
+        self.passes: list[Any] = []  # every Call that reached settle (a repair is its own)
+        self.reply: dict[str, Any] = {}  # what the answer said: id, model, finish, text
+
+    def now_ns(self) -> int:
+        return self._epoch_ns + time.perf_counter_ns() - self._perf_ns
+
+    def at_monotonic(self, t: float) -> int:
+        """A ``time.monotonic()`` reading (the router's clock) as epoch nanoseconds."""
+        return self._epoch_ns + int((t - self._mono) * 1e9)
+
+    def open(self, name: str, kind: str = "internal") -> Span:
+        span = Span(new_span_id(), self.current, name, self.now_ns(), kind=kind)
+        self.spans.append(span)
+        self.current = span.span_id
+        return span
+
+    def close(self, span: Span) -> None:
+        span.end_ns = self.now_ns()
+        self.current = span.parent_id or self.root.span_id
+
+    def add(
+        self, name: str, parent: Span, start_ns: int, end_ns: int, kind: str = "internal"
+    ) -> Span:
+        """A span already over (an upstream attempt the router timed)."""
+        span = Span(new_span_id(), parent.span_id, name, start_ns, end_ns, kind=kind)
+        self.spans.append(span)
+        return span
+
+    def finish(self) -> None:
+        self.root.end_ns = self.now_ns()
+
+
+def error_type(exc: BaseException) -> str:
+    """``error.type``: bounded's code for its own errors, else the class name."""
+    code = getattr(exc, "kind", None) or getattr(exc, "code", None)
+    if isinstance(code, str) and code:
+        return code
+    return type(exc).__qualname__
+
+
+def sampled(trace_id: str, ratio: float) -> bool:
+    """Head sampling by trace id: every call of one client trace id is kept or none is."""
+    if ratio >= 1:
+        return True
+    if ratio <= 0:
+        return False
+    digest = hashlib.blake2b(trace_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < ratio * 2**64

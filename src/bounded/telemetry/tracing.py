@@ -1,0 +1,160 @@
+"""Every stage of the request path gets its span by wrapping, not by editing the stage.
+
+    pipeline = Pipeline(with_spans([Authenticate(auth), ReadBody(check), ...], telemetry))
+
+The first wrapped stage starts the request's :class:`~bounded.telemetry.spans.Recorder`
+(the root span) and registers the finish for when the call closes: after a JSON reply
+is sent, or a stream's last byte (so the root span covers the whole response, stream
+included). Each stage's span covers the stage and everything after it (stages nest: a
+stage gets ``next``), with ``bounded.self_ms`` its own share; a stage that answers with a
+stream ends its span when it hands the stream back. The route stage's span has a child
+per upstream attempt, from the router's own timings. Forks (a repair, an escalation, a
+cascade step) share the recorder, so their stages nest under the validate span.
+
+A request that is not sampled gets no recorder spans at all (one attribute read per
+stage), but is still counted in the metrics when it finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from bounded.gateway.call import Call, Json, Next, Pipeline, Reply, Stage
+from bounded.gateway.streams import closing
+from bounded.telemetry.attributes import attempt_attributes, operation_name
+from bounded.telemetry.spans import Recorder, error_type, sampled
+
+if TYPE_CHECKING:
+    from bounded.telemetry.hub import Telemetry
+
+_UNSAMPLED = Recorder.__new__(Recorder)  # a marker: the call is counted, not traced
+
+
+def traced(pipeline: Pipeline, telemetry: Telemetry) -> Pipeline:
+    """``pipeline`` with every stage in its span (see :func:`with_spans`)."""
+    return Pipeline(with_spans(pipeline.stages, telemetry))
+
+
+def with_spans(stages: Sequence[Stage], telemetry: Telemetry) -> list[Stage]:
+    """The same stages, each wrapped in its span; the first also starts the trace."""
+    return [
+        Traced(stage, telemetry, first=(i == 0)) if not isinstance(stage, Traced) else stage
+        for i, stage in enumerate(stages)
+    ]
+
+
+class Traced:
+    """One stage with its span around it (see the module docstring)."""
+
+    def __init__(self, stage: Stage, telemetry: Telemetry, *, first: bool = False):
+        self.stage = stage
+        self.name = stage.name
+        self._telemetry = telemetry
+        self._first = first
+        self._settles = stage.name == "settle"
+        self._routes = stage.name == "route"
+
+    async def __call__(self, call: Call, next: Next) -> Reply:
+        rec = call.spans
+        if rec is None:
+            rec = self._begin(call)
+        if rec is _UNSAMPLED:
+            if not self._first:
+                return await self.stage(call, next)
+            try:
+                return await self.stage(call, next)
+            except BaseException as exc:
+                self._refused(call, exc)
+                raise
+        if self._settles:
+            rec.passes.append(call)
+        span = rec.open(self.name)
+        span.attributes["bounded.stage"] = self.name
+        before = len(rec.spans)
+        try:
+            reply = await self.stage(call, next)
+        except BaseException as exc:
+            span.status = "error"
+            span.attributes["error.type"] = error_type(exc)
+            if self._first:
+                rec.reply["status"] = getattr(exc, "status", 500)
+                self._refused(call, exc)
+            raise
+        finally:
+            rec.close(span)
+            if self._routes:
+                _attempts(rec, span, call)
+            span.attributes["bounded.self_ms"] = round(_self_ns(rec, span, before) / 1e6, 3)
+        if self._first:
+            _keep_reply(rec, reply, self._telemetry.keeps_text(call))
+        return reply
+
+    def _refused(self, call: Call, exc: BaseException) -> None:
+        if not call.recorded:  # failed before the ledger heard of it: a bad key or body
+            self._telemetry.metrics.refused.labels(error_type(exc)).inc()
+
+    def _begin(self, call: Call) -> Recorder:
+        telemetry = self._telemetry
+        config = call.runtime.config.telemetry
+        if config.traces and sampled(call.trace_id, config.sample_ratio):
+            rec = Recorder(call.trace_id, operation_name(call))
+        else:
+            rec = _UNSAMPLED
+        call.spans = rec
+        call.on_close(lambda: telemetry.finish(call, None if rec is _UNSAMPLED else rec))
+        return rec
+
+
+def _self_ns(rec: Recorder, span: Any, before: int) -> int:
+    """The span's time less its direct children's (what the stage itself took)."""
+    children = sum(s.end_ns - s.start_ns for s in rec.spans[before:] if s.parent_id == span.span_id)
+    return max(0, span.end_ns - span.start_ns - children)
+
+
+def _attempts(rec: Recorder, parent: Any, call: Call) -> None:
+    for deployment, started, ended, error in call.trace.tries:
+        name, attrs = attempt_attributes(call, deployment, error)
+        span = rec.add(
+            name, parent, rec.at_monotonic(started), rec.at_monotonic(ended), kind="client"
+        )
+        span.attributes = attrs
+        if error is not None:
+            span.status = "error"
+
+
+def _keep_reply(rec: Recorder, reply: Reply, text: bool) -> None:
+    """What the answer said (id, finish reasons; its text only where it may be stored)."""
+    if reply.body is not None:
+        body = reply.body
+        rec.reply["id"] = body.get("id")
+        choices = body.get("choices") or ()
+        rec.reply["finish_reasons"] = [c.get("finish_reason") or "" for c in choices]
+        if text:
+            rec.reply["text"] = "\n".join(
+                str((c.get("message") or {}).get("content") or "") for c in choices
+            )
+    elif reply.chunks is not None:
+        reply.chunks = _watched(rec, reply.chunks, text)
+
+
+async def _watched(rec: Recorder, chunks: AsyncIterator[Json], text: bool) -> AsyncIterator[Json]:
+    parts: list[str] = []
+    finish: list[str] = []
+    try:
+        async with closing(chunks):
+            async for chunk in chunks:
+                if "id" not in rec.reply and chunk.get("id"):
+                    rec.reply["id"] = chunk["id"]
+                for choice in chunk.get("choices") or ():
+                    if choice.get("finish_reason"):
+                        finish.append(choice["finish_reason"])
+                    if text:
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            parts.append(content)
+                yield chunk
+    finally:
+        rec.reply["finish_reasons"] = finish
+        if text:
+            rec.reply["text"] = "".join(parts)
