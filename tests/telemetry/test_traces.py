@@ -13,7 +13,6 @@ import httpx
 import openai
 import pytest
 
-from bounded.gateway.app import Gateway
 from bounded.store.keys import KeyRepository
 from tests.conftest import ADMIN_KEY
 from tests.standins.faulty_upstream import FaultyUpstream, ok, status, stream
@@ -119,9 +118,7 @@ def test_a_stream_is_traced_like_json(gateway_factory: Any, upstream: FaultyUpst
             model="support", messages=[{"role": "user", "content": "refunds?"}], stream=True
         ) as response:
             trace_id = response.headers["x-bounded-trace-id"]
-            text = "".join(
-                c.choices[0].delta.content or "" for c in response.parse() if c.choices
-            )
+            text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
         assert text == "Refunds take five days."
         assert gateway.telemetry.flush()
         body = _trace(url, trace_id, include="text").json()
