@@ -86,12 +86,12 @@ class Gateway:
         seed_config(self.prompt_store, _config_prompts(config))  # bounded.yaml's: version 1
         self.prompts = PromptCache(self.prompt_store)
         # Shadow and canary releases: state in the store, decided by a background evaluator.
-        self.releases = Releases(db, lambda: self.runtime.config)
+        self.releases = Releases(db, lambda: self.runtime.config, on_change=self.prompts.invalidate)
         # Traces and metrics: every stage wrapped in its span, every ledger row counted.
         self.telemetry = Telemetry(db.url, config.telemetry)
         self.meter = Meter(
             accountant or MemoryAccountant(lambda scope, start: spend_since(db, scope, start)),
-            MeteredLedger(ledger or SqlLedger(db), self.telemetry.metrics),
+            MeteredLedger(ledger or SqlLedger(db), self.telemetry.metrics, self._provider_kind),
             TokenCounter(),
         )
         self.chat_pipeline = traced(
@@ -261,6 +261,10 @@ class Gateway:
         models = (*runtime.targets, *runtime.embedding_targets)
         collections = tuple(runtime.config.collections)
         return Response(openapi_document(models, collections), media_type=JSON)
+
+    def _provider_kind(self, name: str) -> str | None:
+        provider = self.runtime.config.providers.get(name)
+        return provider.kind if provider is not None else None
 
     def authenticate(self, request: Request) -> Principal:
         client = request.client.host if request.client else None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ class Metrics:
             ("feature", "place", "guard", "action"), registry=r,
         )  # fmt: skip
         self.budget = Counter(
-            "bounded_budget_spend_usd", "Spend charged against each budget scope", ("scope",),
+            "bounded_budget_spend_usd", "Spend charged against each budget", ("scope", "period"),
             registry=r,
         )  # fmt: skip
         self.cache = Counter(
@@ -122,8 +123,9 @@ class Metrics:
 
     # -- recording ---------------------------------------------------------------------
 
-    def row(self, row: LedgerRow) -> None:
-        """Count one ledger row (called as it is recorded)."""
+    def row(self, row: LedgerRow, provider_kind: str | None = None) -> None:
+        """Count one ledger row (called as it is recorded); ``provider_kind`` is the kind
+        (openai, anthropic, local) of the provider the row names, for gen_ai_provider_name."""
         labels = (row.feature or "", row.deployment or "", row.arm or "stable")
         failed = row.status >= 400
         self.requests.labels(*labels, row.operation, "error" if failed else "ok").inc()
@@ -141,11 +143,11 @@ class Metrics:
             self.cost.labels(*labels, row.team or "").inc(row.cost_e10 / 1e10)
         if row.validation:
             self.validation.labels(row.feature or "", row.validation).inc()
-        if row.deployment is None:
-            return  # never reached a deployment: no GenAI operation happened
+        if row.deployment is None and not row.attempts:
+            return  # no upstream was called: no GenAI operation happened
         genai = (
             row.operation,
-            PROVIDER_NAMES.get(row.provider or "", row.provider or ""),
+            PROVIDER_NAMES.get(provider_kind or "", provider_kind or row.provider or ""),
             row.model or "",
         )
         self.genai_duration.labels(*genai, row.error_class or "", *labels).observe(seconds)
@@ -163,8 +165,10 @@ class Metrics:
             self.guards.labels(feature, place, hit.spec.kind, hit.spec.action).inc()
         hold = call.hold
         if hold is not None and call.cost:
-            for scope, _ in hold.budgets:
-                self.budget.labels(scope).inc(float(call.cost))
+            for key, _ in hold.budgets:
+                # An accountant's key: "[prefix budget:]scope|period|start".
+                scope, _, rest = key.rpartition("budget:")[2].partition("|")
+                self.budget.labels(scope, rest.partition("|")[0]).inc(float(call.cost))
         if call.deployment:
             breaker = call.runtime.router.breakers.get(call.deployment)
             if breaker is not None:
@@ -189,13 +193,19 @@ class Metrics:
 class MeteredLedger:
     """A ledger that also counts each row it records (the same rows, so the same sums)."""
 
-    def __init__(self, inner: Ledger, metrics: Metrics):
+    def __init__(
+        self,
+        inner: Ledger,
+        metrics: Metrics,
+        provider_kind: Callable[[str], str | None] = lambda name: None,
+    ):
         self.inner = inner
         self.metrics = metrics
+        self._kind = provider_kind
 
     async def record(self, row: LedgerRow) -> None:
         await self.inner.record(row)
-        self.metrics.row(row)
+        self.metrics.row(row, self._kind(row.provider) if row.provider else None)
 
     async def record_alert(
         self, ts: float, scope: str, period: str, amount: Decimal, trace_id: str
