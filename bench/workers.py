@@ -1,0 +1,297 @@
+"""Workers: requests/s of ``bounded serve --workers N`` with economics on and off, beside
+LiteLLM proxy with ``--num_workers N``, interleaved in one run against one stand-in.
+
+    .venv/bin/python bench/workers.py [--workers 1,2] [--concurrency 64,256]
+                                      [--duration S] [--skip-litellm] [--requests N]
+
+For each worker count N: ``bounded_wN`` (the ledger, a hard budget and a rate limit, both too
+large to refuse: the same feature as ``bench/gateway_overhead.py``), ``noecon_wN`` (the ledger
+only) and ``litellm_wN``. It prints, from the same run:
+
+* requests/s at each concurrency (alternating blocks, order rotating, connections kept open)
+  with p50/p99 under that load, and server CPU time per request: user + system seconds of
+  the whole process tree (supervisor, owner and workers; LiteLLM's workers) from /proc,
+  over completed requests;
+* scaling: ``bounded_wN / bounded_w1`` requests/s, and LiteLLM's the same;
+* economics on against off per worker count: the added median of sequential keep-alive
+  requests (``bounded_wN - noecon_wN``) and the requests/s ratio at each concurrency;
+* bounded against LiteLLM at each worker count and concurrency (requests/s ratio);
+* the 1-minute load average before and after (other work on the machine slows every
+  endpoint alike, since blocks are interleaved: compare ratios, not absolute figures).
+
+The client (a raw asyncio + httptools protocol, ``gateway_overhead.Client``) and the
+stand-in share the cores with the servers, so on a 2-core machine two workers compete with
+them for the second core. The last line of stdout is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import gateway_overhead as go  # the sibling script: launchers, client, statistics
+
+
+def litellm(procs: go.Processes, workers: int) -> Callable[[Path, int], go.Launched]:
+    """LiteLLM proxy with the config ``gateway_overhead`` gives it, and ``--num_workers``."""
+
+    def launch(workdir: Path, upstream_port: int) -> go.Launched:
+        port = go.free_port()
+        config = {
+            "model_list": [
+                {
+                    "model_name": "gpt-test",
+                    "litellm_params": {
+                        "model": "openai/stub-model",
+                        "api_base": f"http://{go.HOST}:{upstream_port}/v1",
+                        "api_key": "x",
+                    },
+                }
+            ],
+            "general_settings": {"master_key": go.LITELLM_KEY},
+        }
+        path = workdir / f"litellm_w{workers}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        log_path = workdir / f"litellm_w{workers}.log"
+        argv = [str(go.LITELLM_VENV / "bin" / "litellm"), "--config", str(path)]
+        argv += ["--host", go.HOST, "--port", str(port), "--num_workers", str(workers)]
+        env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"}
+        return go.Launched(procs.spawn(argv, log_path=log_path, env=env), port, log_path)
+
+    return launch
+
+
+def endpoints(procs: go.Processes, args: argparse.Namespace) -> list[go.Endpoint]:
+    launchers = go.Launchers(procs)
+    econ = {"model": go.FEATURE, "api_key": go.ADMIN_KEY}
+    out = [go.Endpoint("direct", "direct", None, health_path="/health")]
+    for n in args.workers:
+        server = {"server": {"workers": n}}
+        out.append(
+            go.Endpoint(
+                f"bounded_w{n}",
+                f"bounded, {n} worker(s), economics on",
+                launchers.bounded(f"bounded_w{n}", go._merge(go.ECONOMICS, server)),
+                expect_headers=(go.RATELIMIT_HEADER,),
+                **econ,
+            )
+        )
+        out.append(
+            go.Endpoint(
+                f"noecon_w{n}",
+                f"bounded, {n} worker(s), ledger only",
+                launchers.bounded(f"noecon_w{n}", go._merge(go.LEDGER_ONLY, server)),
+                **econ,
+            )
+        )
+        if not args.skip_litellm:
+            out.append(
+                go.Endpoint(
+                    f"litellm_w{n}",
+                    f"LiteLLM, --num_workers {n}",
+                    litellm(procs, n),
+                    api_key=go.LITELLM_KEY,
+                    health_path="/health/liveliness",
+                )
+            )
+    return out
+
+
+async def run(args: argparse.Namespace, procs: go.Processes, workdir: Path) -> dict[str, Any]:
+    eps = endpoints(procs, args)
+    direct = eps[0]
+    load_before = os.getloadavg()
+    go.log(">> starting the stand-in upstream")
+    spawned = time.perf_counter()
+    await go.start(direct, go.Launchers(procs).standin(workdir), spawned, args.start_timeout)
+    for ep in eps[1:]:
+        assert ep.launch is not None
+        go.log(f">> starting {ep.label}")
+        spawned = time.perf_counter()
+        await go.start(ep, ep.launch(workdir, direct.port), spawned, args.start_timeout)
+        go.log(f"   ready in {ep.startup_s[-1]:.2f}s")
+    await asyncio.sleep(1.0)
+    for ep in eps:
+        ep.rss_start_mb = go.tree_rss_mb(ep.pid)
+        if ep.expect_headers:
+            await go.check_headers(ep)
+    errors = go.Errors()
+    go.log(f">> sequential: {args.requests} per endpoint, interleaved")
+    seq = await go.sequential(eps, args.requests // 5, args.requests, stream=False, errors=errors)
+    loads: dict[int, go.Throughput] = {}
+    for c in args.concurrency:
+        go.log(f">> load: {c} concurrent, {args.duration}s per endpoint in {args.block}s blocks")
+        loads[c] = await go.throughput(eps, c, args.duration, args.block, errors)
+    for ep in eps:
+        ep.rss_after_mb = max(ep.peak_rss_mb, go.tree_rss_mb(ep.pid))
+    await asyncio.sleep(0.3)
+    for ep in eps:
+        go.read_ledger(ep, errors)
+    out = figures(eps, seq, loads, errors, args)
+    out["loadavg_before"] = [round(x, 2) for x in load_before]
+    out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    return out | {"_endpoints": eps}
+
+
+def figures(
+    eps: list[go.Endpoint],
+    seq: go.Sequential,
+    loads: dict[int, go.Throughput],
+    errors: go.Errors,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    r = go._r
+    out: dict[str, Any] = {}
+    p50 = {ep.name: go.percentile(seq.total_ms[ep.name], 0.5) for ep in eps}
+    for ep in eps:
+        n = ep.name
+        out[f"{n}_p50_ms"] = r(p50[n])
+        out[f"{n}_added_p50_ms"] = r(p50[n] - p50["direct"]) if n != "direct" else None
+        out[f"{n}_rss_mb"] = r(ep.rss_start_mb, 1)
+        out[f"{n}_rss_after_load_mb"] = r(ep.rss_after_mb, 1)
+        out[f"{n}_errors"] = errors.count(n)
+        if ep.ledger:
+            out[f"{n}_ledger_rows"] = ep.ledger["rows"]
+        for c, t in loads.items():
+            out[f"{n}_c{c}_rps"] = r(t.rps(n), 1)
+            out[f"{n}_c{c}_p50_ms"] = r(go.percentile(t.latency_ms[n], 0.5))
+            out[f"{n}_c{c}_p99_ms"] = r(go.percentile(t.latency_ms[n], 0.99))
+            cpu = t.cpu_s.get(n, 0.0)
+            out[f"{n}_c{c}_cpu_us_per_req"] = r(cpu / t.ok[n] * 1e6, 1) if t.ok[n] else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return r(a / b, 3) if a is not None and b else None
+
+    names = {ep.name for ep in eps}
+    first = args.workers[0]
+    for n in args.workers:
+        out[f"economics_w{n}_added_p50_ms"] = r(p50[f"bounded_w{n}"] - p50[f"noecon_w{n}"])
+        for c in loads:
+            rps = out[f"bounded_w{n}_c{c}_rps"]
+            out[f"economics_w{n}_c{c}_rps_ratio"] = ratio(rps, out[f"noecon_w{n}_c{c}_rps"])
+            out[f"scaling_w{n}_c{c}_rps_ratio"] = ratio(rps, out[f"bounded_w{first}_c{c}_rps"])
+            if f"litellm_w{n}" in names:
+                out[f"litellm_scaling_w{n}_c{c}_rps_ratio"] = ratio(
+                    out[f"litellm_w{n}_c{c}_rps"], out[f"litellm_w{first}_c{c}_rps"]
+                )
+                out[f"bounded_vs_litellm_w{n}_c{c}_rps_ratio"] = ratio(
+                    rps, out[f"litellm_w{n}_c{c}_rps"]
+                )
+    out["errors"] = {name: dict(c.most_common(5)) for name, c in errors.by_endpoint.items()}
+    out["settings"] = {
+        "workers": args.workers,
+        "concurrency": args.concurrency,
+        "duration_s": args.duration,
+        "block_s": args.block,
+        "requests": args.requests,
+        "cpus": os.cpu_count(),
+        "bounded_commit": go._git_commit(),
+    }
+    return out
+
+
+def report(eps: list[go.Endpoint], out: dict[str, Any], args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, width=140)
+
+    def f(value: Any, digits: int = 0) -> str:
+        return "-" if value is None else f"{value:,.{digits}f}"
+
+    console.print(
+        f"[bold]workers[/]: {os.cpu_count()} CPUs; load average before "
+        f"{out['loadavg_before']}, after {out['loadavg_after']}; "
+        f"{args.duration}s per endpoint and concurrency in {args.block}s blocks",
+        highlight=False,
+    )
+    table = Table(title="requests/s, latency under load, server CPU", title_justify="left")
+    table.add_column("endpoint")
+    table.add_column("seq added p50 ms", justify="right")
+    for c in args.concurrency:
+        for col in (f"rps @{c}", f"p50 @{c}", f"p99 @{c}", f"CPU µs/req @{c}"):
+            table.add_column(col, justify="right")
+    table.add_column("RSS MB start/load", justify="right")
+    table.add_column("errors", justify="right")
+    for ep in eps:
+        n = ep.name
+        cells = [ep.label, f(out[f"{n}_added_p50_ms"], 3)]
+        for c in args.concurrency:
+            cells += [
+                f(out[f"{n}_c{c}_rps"]),
+                f(out[f"{n}_c{c}_p50_ms"], 2),
+                f(out[f"{n}_c{c}_p99_ms"], 2),
+                f(out[f"{n}_c{c}_cpu_us_per_req"]),
+            ]
+        cells += [f"{f(out[f'{n}_rss_mb'], 1)}/{f(out[f'{n}_rss_after_load_mb'], 1)}"]
+        cells += [str(out[f"{n}_errors"])]
+        table.add_row(*cells)
+    console.print(table)
+    table = Table(title="ratios (same run)", title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in out.items():
+        if key.endswith("_ratio") or key.startswith("economics_"):
+            table.add_row(key, f(value, 3))
+    console.print(table)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    def ints(text: str) -> list[int]:
+        return [int(part) for part in text.split(",") if part]
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", type=ints, default=[1, 2])
+    p.add_argument("--concurrency", type=ints, default=[64, 256])
+    p.add_argument("--duration", type=float, default=6.0, help="seconds per endpoint and load")
+    p.add_argument("--block", type=float, default=2.0)
+    p.add_argument("--requests", type=int, default=500, help="sequential, per endpoint")
+    p.add_argument("--start-timeout", type=float, default=90.0)
+    p.add_argument("--skip-litellm", action="store_true")
+    p.add_argument("--keep-logs", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    procs = go.Processes()
+    workdir = Path(tempfile.mkdtemp(prefix="bounded-workers-"))
+    try:
+        if not args.skip_litellm:
+            go.ensure_litellm()
+        import uvloop
+
+        out = uvloop.run(run(args, procs, workdir))
+    except KeyboardInterrupt:
+        return 130
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        go.log(f"error: {exc}")
+        return 1
+    finally:
+        procs.stop_all()
+        if args.keep_logs:
+            go.log(f"configs and logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    eps = out.pop("_endpoints")
+    report(eps, out, args)
+    print(json.dumps(out, separators=(",", ":")), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
