@@ -1,0 +1,66 @@
+"""The trace store on SQLite and PostgreSQL: batches written by the writer's thread, read
+back by trace id and by search; text redacted before it is written."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bounded.store.db import Database
+from bounded.telemetry.spans import Recorder
+from bounded.telemetry.store import TraceRecord, TraceRepository, TraceWriter
+
+
+def _record(trace_id: str, feature: str, status: int, text: str | None = None) -> TraceRecord:
+    rec = Recorder(trace_id, "chat")
+    span = rec.open("auth")
+    span.attributes["bounded.stage"] = "auth"
+    rec.close(span)
+    rec.finish()
+    rec.root.name = f"chat {feature}"
+    rec.root.status = "error" if status >= 400 else "ok"
+    rec.root.attributes = {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 3}
+    record = TraceRecord(
+        trace_id=trace_id, root=rec.root, spans=rec.spans, feature=feature, team="t",
+        model=feature, deployment="m", arm="stable", http_status=status,
+        error_class="unavailable" if status >= 400 else None, input_tokens=3,
+        output_tokens=4, cost_e10=50,
+    )  # fmt: skip
+    if text is not None:
+        record.prompt, record.completion = text, text
+        record.text_expires_at = time.time() + 60
+    return record
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_written_in_batches_and_read_back(
+    backend: str, request: pytest.FixtureRequest, store_url: str
+) -> None:
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else store_url
+    db = Database.open(url)
+    writer = TraceWriter(url)
+    try:
+        for i in range(300):
+            writer.put(_record(f"trace-{i}", "a" if i % 3 else "b", 502 if i % 10 == 0 else 200))
+        writer.put(_record("texty", "a", 200, text="call +1 415 555 0199 or bob@example.com"))
+        assert writer.flush()
+        repo = TraceRepository(db)
+        (one,) = repo.requests("trace-7")
+        assert one["feature"] == "a" and one["status"] == "ok" and one["cost_usd"] == 5e-9
+        spans = repo.spans("trace-7")
+        assert [s["name"] for s in spans] == ["chat a", "auth"]
+        assert spans[1]["parent_span_id"] == spans[0]["span_id"]
+        assert spans[1]["attributes"] == {"bounded.stage": "auth"}
+        errors = repo.search(status="error", limit=500)
+        assert len(errors) == 30 and all(r["http_status"] == 502 for r in errors)
+        assert len(repo.search(feature="b", limit=500)) == 100
+        assert repo.search(features=("nope",)) == []
+        (text,) = repo.texts("texty")
+        assert "bob@example.com" not in text["prompt"] and "555 0199" not in text["prompt"]
+        assert "<EMAIL_1>" in text["completion"]
+    finally:
+        writer.close()
+        for table in ("traces", "spans", "trace_texts"):
+            db.execute(f"DELETE FROM {table}")
+        db.close()
