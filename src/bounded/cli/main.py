@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bounded.cli import audit, guards, incidents, keys, prompts, retrieval, spend
+from bounded.cli import audit, evals, guards, incidents, keys, prompts, retrieval, spend
 from bounded.cli.common import ConfigOption, err, load, out
 from bounded.config.schema import BoundedConfig, ModelConfig
 
@@ -24,6 +24,7 @@ guards.register(app)
 incidents.register(app)
 prompts.register(app)
 audit.register(app)
+evals.register(app)
 
 
 @app.command()
