@@ -124,14 +124,6 @@ def test_seeded_pii_and_secrets_reach_no_file(
     written = [p for p in srv.config_path.parent.rglob("*") if p.is_file()]
     written = [p for p in written if p != srv.config_path]
     assert any(p.name == "bounded.db" for p in written)
-    # Trace text was stored (the plain feature's, redacted), so the scan below covers it.
-    (store,) = [p for p in written if p.name == "bounded.db"]
-    conn = sqlite3.connect(store)
-    try:
-        kept = conn.execute("SELECT prompt, completion FROM trace_texts").fetchall()
-    finally:
-        conn.close()
-    assert any("<EMAIL_1>" in (prompt or "") for prompt, _ in kept), kept
     leaks = {
         f"{name} in {path.relative_to(tmp_path)}"
         for path in written
@@ -139,6 +131,14 @@ def test_seeded_pii_and_secrets_reach_no_file(
         if _contains(path.read_bytes(), value)
     }
     assert not leaks, sorted(leaks)
+    # Trace text was stored (the plain feature's, redacted), so the scan above covered it.
+    (store,) = [p for p in written if p.name == "bounded.db"]
+    conn = sqlite3.connect(store)
+    try:
+        kept = conn.execute("SELECT prompt, completion FROM trace_texts").fetchall()
+    finally:
+        conn.close()
+    assert any("<EMAIL_1>" in (prompt or "") for prompt, _ in kept), kept
 
 
 def _ask(model: str, text: str) -> dict[str, Any]:
