@@ -103,7 +103,7 @@ def run(
 
         def tick(result: Any) -> None:
             counts["ok" if result.passed else "bad"] += 1
-            progress.update(task, advance=1, **counts)
+            progress.update(task, advance=1, ok=counts["ok"], bad=counts["bad"])
 
         outcome = asyncio.run(execute(req, prepared, tick))
     db.close()
