@@ -28,17 +28,25 @@ class Releases:
         *,
         check_every_s: float = 1.0,
         evaluate: bool = True,
+        on_change: Callable[[], None] | None = None,
     ):
         self.store = ReleaseStore(db)
         self.cache = ReleaseCache(self.store, check_every_s=check_every_s)
         self.evaluator = Evaluator(self.store, config)
         self.mirror = Mirror()
         self.evaluate = evaluate
+        self._on_change = on_change  # what else caches what a decision changes (prompts)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self.evaluate and self._task is None:
-            self._task = asyncio.create_task(self.evaluator.run_forever(self.cache.invalidate))
+            self._task = asyncio.create_task(self.evaluator.run_forever(self.changed))
+
+    def changed(self) -> None:
+        """A release was decided here: serve the decision at once, not at the next check."""
+        self.cache.invalidate()
+        if self._on_change is not None:
+            self._on_change()
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -8,6 +8,7 @@
           min_samples: 200               # per arm, before any decision
           confidence: 0.95               # 1 - alpha of the always-valid test
           evaluate_every_s: 5
+          require_eval: true             # a passing eval run before a canary (tier high: always)
 
 A rate's regression is in points (0.02: two points more errors); ``cost_per_request`` is
 relative to the stable arm's mean (0.1: ten per cent dearer); ``latency_p95`` is the share
@@ -52,6 +53,9 @@ class ReleaseRules(BaseModel):
     evaluate_every_s: float = Field(5.0, gt=0)
     auto_promote: bool = True
     auto_rollback: bool = True
+    require_eval: bool = Field(
+        False, description="a passing eval run before a canary starts (always for risk tier high)"
+    )
 
     @model_validator(mode="after")
     def _margins(self) -> ReleaseRules:
