@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bounded.cli import audit, evals, guards, incidents, keys, prompts, retrieval, spend
+from bounded.cli import audit, evals, guards, incidents, keys, prompts, release, retrieval, spend
 from bounded.cli.common import ConfigOption, err, load, out
 from bounded.config.schema import BoundedConfig, ModelConfig
 
@@ -25,6 +25,7 @@ incidents.register(app)
 prompts.register(app)
 audit.register(app)
 evals.register(app)
+release.register(app)
 
 
 @app.command()
