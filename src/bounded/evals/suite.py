@@ -36,11 +36,11 @@ def load_suite(path: Path, *, target: str | None = None) -> Suite:
             hint="see docs/evals.md for a minimal promptfooconfig.yaml",
         )
     base = path.parent
-    prompts = _prompts(raw.get("prompts"), base, lines, path)
+    prompts = _prompts(raw.get("prompts"), base, lines, path, lines.key(raw, "prompts"))
     providers = _providers(raw.get("providers", raw.get("targets")), target, lines, path)
     default = _default_test(raw.get("defaultTest"), base, lines)
     cases: list[Case] = []
-    for test in _tests(raw.get("tests"), base, lines, path):
+    for test in _tests(raw.get("tests"), base, lines, path, lines.key(raw, "tests")):
         cases.extend(_cases(test, default, base, lines))
     for scenario in _list(raw.get("scenarios")):
         cases.extend(_scenario(scenario, default, base, lines))
@@ -55,7 +55,9 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _prompts(value: Any, base: Path, lines: Lines, path: Path) -> list[Prompt]:
+def _prompts(
+    value: Any, base: Path, lines: Lines, path: Path, at: tuple[str | None, int | None]
+) -> list[Prompt]:
     if value is None:
         raise SuiteError("the suite has no prompts", file=path, hint="add `prompts: ['{{input}}']`")
     prompts: list[Prompt] = []
@@ -72,7 +74,7 @@ def _prompts(value: Any, base: Path, lines: Lines, path: Path) -> list[Prompt]:
                 line=line,
             )
         if is_ref(item):
-            for found in expand(item, base, lines.of(value)):
+            for found in expand(item, base, at if not isinstance(value, list) else lines.of(value)):
                 text = read_text(found)
                 parts = [text] if found.suffix == ".json" else _split(text)
                 for i, part in enumerate(parts):
@@ -147,11 +149,18 @@ def _default_test(value: Any, base: Path, lines: Lines) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _tests(value: Any, base: Path, lines: Lines, path: Path) -> list[dict[str, Any]]:
+def _tests(
+    value: Any,
+    base: Path,
+    lines: Lines,
+    path: Path,
+    at: tuple[str | None, int | None] = (None, None),
+) -> list[dict[str, Any]]:
     tests: list[dict[str, Any]] = []
     for item in _list(value):
         if is_ref(item):
-            for found in expand(item, base, lines.of(value)):
+            where = lines.of(value) if isinstance(value, list) else at
+            for found in expand(item, base, where if where[0] else (str(path), None)):
                 tests.extend(_tests_file(found, lines))
         elif isinstance(item, dict):
             tests.append(item)
@@ -186,7 +195,7 @@ def _vars(value: Any, base: Path, lines: Lines) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, v in value.items():
         if is_ref(v):
-            found = expand(v, base, lines.of(value))
+            found = expand(v, base, lines.key(value, name))
             loaded = [load_data(p, lines) for p in found]
             out[name] = loaded[0] if len(loaded) == 1 else loaded
         else:

@@ -25,6 +25,7 @@ class Lines:
 
     def __init__(self) -> None:
         self._at: dict[int, tuple[str, int]] = {}
+        self._keys: dict[tuple[int, Any], tuple[str, int]] = {}
         self._keep: list[Any] = []  # ids are only stable while the objects live
 
     def note(self, obj: Any, file: str, line: int) -> None:
@@ -34,6 +35,16 @@ class Lines:
     def of(self, obj: Any) -> tuple[str | None, int | None]:
         return self._at.get(id(obj), (None, None))
 
+    def note_key(self, mapping: Any, key: Any, file: str, line: int) -> None:
+        self._keys[(id(mapping), key)] = (file, line)
+
+    def key(self, mapping: Any, key: Any) -> tuple[str | None, int | None]:
+        """Where ``mapping[key]``'s value is written (scalars have no identity of their own)."""
+        try:
+            return self._keys.get((id(mapping), key)) or self.of(mapping)
+        except TypeError:  # an unhashable key
+            return self.of(mapping)
+
 
 def _loader(lines: Lines, file: str) -> type[yaml.SafeLoader]:
     class LineLoader(yaml.SafeLoader):
@@ -42,6 +53,9 @@ def _loader(lines: Lines, file: str) -> type[yaml.SafeLoader]:
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
         data = loader.construct_mapping(node, deep=True)
         lines.note(data, file, node.start_mark.line + 1)
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                lines.note_key(data, key_node.value, file, value_node.start_mark.line + 1)
         return data
 
     def sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> list[Any]:
