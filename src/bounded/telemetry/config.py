@@ -23,6 +23,11 @@ class _Frozen(BaseModel):
 
 
 class TelemetryConfig(_Frozen):
+    enabled: bool = Field(
+        True,
+        description="false: no spans and no metrics at all (read at start-up; for "
+        "measuring what telemetry costs)",
+    )
     traces: bool = Field(True, description="record traces in the store (metrics regardless)")
     sample_ratio: float = Field(
         1.0, ge=0, le=1, description="share of requests traced, decided by trace id"

@@ -30,7 +30,9 @@ log = logging.getLogger("bounded.telemetry")
 
 class Telemetry:
     def __init__(self, url: str, config: TelemetryConfig, metrics: Metrics | None = None):
+        self.enabled = config.enabled
         self.metrics = metrics or Metrics()
+        self.metrics.enabled = config.enabled
         self.export: Any = None
         if config.otlp_endpoint:
             from bounded.telemetry.export import OtlpExport

@@ -72,6 +72,7 @@ def worker_exited(pid: int) -> None:
 
 class Metrics:
     def __init__(self) -> None:
+        self.enabled = True  # telemetry.enabled: false counts nothing
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -205,7 +206,8 @@ class MeteredLedger:
 
     async def record(self, row: LedgerRow) -> None:
         await self.inner.record(row)
-        self.metrics.row(row, self._kind(row.provider) if row.provider else None)
+        if self.metrics.enabled:
+            self.metrics.row(row, self._kind(row.provider) if row.provider else None)
 
     async def record_alert(
         self, ts: float, scope: str, period: str, amount: Decimal, trace_id: str

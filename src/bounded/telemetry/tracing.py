@@ -32,7 +32,10 @@ _UNSAMPLED = Recorder.__new__(Recorder)  # a marker: the call is counted, not tr
 
 
 def traced(pipeline: Pipeline, telemetry: Telemetry) -> Pipeline:
-    """``pipeline`` with every stage in its span (see :func:`with_spans`)."""
+    """``pipeline`` with every stage in its span (see :func:`with_spans`); unchanged when
+    telemetry is disabled (``telemetry.enabled: false``)."""
+    if not telemetry.enabled:
+        return pipeline
     return Pipeline(with_spans(pipeline.stages, telemetry))
 
 
