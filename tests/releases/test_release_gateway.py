@@ -35,7 +35,7 @@ from bounded.releases.stats import Summary
 from bounded.releases.store import ReleaseStore
 from bounded.store.db import Database
 from tests.conftest import ADMIN_KEY, make_config, serve_in_thread
-from tests.standins.faulty_upstream import FaultyUpstream
+from tests.standins.faulty_upstream import FaultyUpstream, ok
 
 STABLE, CANDIDATE = "You are version one.", "You are version two."
 GOOD = '{"total": 12.5}'
@@ -69,6 +69,8 @@ def by_prompt(rhythm: dict[str, int]) -> Any:
         with lock:
             n = next(counters[system])
         content = "sorry, no JSON today" if every and n % every == 0 else GOOD
+        if body.get("stream"):
+            return await ok(content)(request, body)
         reply = {
             "id": "chatcmpl-standin",
             "object": "chat.completion",
@@ -376,4 +378,86 @@ def test_two_replicas_on_postgresql_see_the_same_decision(
             if versions == {"1"} and all("x-bounded-arm" not in r.headers for r in served):
                 break
             assert time.monotonic() < deadline, versions
+            time.sleep(0.2)
+
+
+def two_models(base_url: str, rules: dict[str, Any] = RULES) -> dict[str, Any]:
+    data = config(base_url, rules)
+    data["models"]["m2"] = {"provider": "up", "model": "m2", "price": {"input": 2, "output": 2}}
+    return data
+
+
+def test_a_shadow_mirrors_traffic_off_the_request_path_and_is_decided_too(
+    upstream: FaultyUpstream, tmp_path: Path, store_url: str
+) -> None:
+    upstream.always("m", by_prompt({STABLE: 20}))
+    upstream.always("m2", by_prompt({STABLE: 2}))  # the candidate route: every 2nd fails
+    data = two_models(upstream.base_url)
+    path = write(tmp_path, data, store_url)
+    route = tmp_path / "route.yaml"
+    route.write_text("route:\n  targets: [m2]\n")
+    with gateway(data, store_url) as (url, _, db):
+        started = cli(path, "start", "extract", "--route", str(route), "--shadow", "100%")
+        assert started.exit_code == 0, started.output
+        store = ReleaseStore(db)
+        release = store.running("extract")
+        assert release is not None and release.candidate_route is not None
+        api = client(url)
+        # A streamed request is mirrored as a plain one; the client's stream is untouched.
+        with api.chat.completions.create(
+            model="extract", messages=[{"role": "user", "content": "total?"}], stream=True
+        ) as chunks:
+            assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == GOOD
+        replies = []
+        for i in range(300):
+            raw = ask(api, f"user-{i}")
+            replies.append(raw)
+            if i % 5 == 4 and store.get(release.id).state != "running":
+                break
+        # Users only ever got the stable arm's answers.
+        assert {r.headers["x-bounded-route"] for r in replies} == {"m"}
+        # (no header once the release is decided: no release, no arm)
+        assert {r.headers.get("x-bounded-arm", "stable") for r in replies} == {"stable"}
+        assert replies[0].headers["x-bounded-arm"] == "stable"
+        assert wait_decided(store, release.id) == "rolled_back"
+        rows = db.execute(
+            "SELECT trace_id, arm, deployment, cost_e10 FROM ledger WHERE trace_id = ?",
+            (replies[0].headers["x-bounded-trace-id"],),
+        )
+        assert sorted((r["arm"], r["deployment"]) for r in rows) == [
+            ("shadow", "m2"),
+            ("stable", "m"),
+        ]
+        cost = store.get(release.id).decision["cost_usd_by_arm"]
+        assert cost["shadow"] > cost["stable"] > 0  # m2 is the dearer model
+        # Rolled back: the feature's own route again, no copies any more.
+        before = upstream.count("m2")
+        ask(api, "after")
+        time.sleep(0.2)
+        assert upstream.count("m2") == before
+
+
+def test_promoting_a_release_by_hand_moves_the_route_for_every_request(
+    upstream: FaultyUpstream, tmp_path: Path, store_url: str
+) -> None:
+    upstream.always("m", by_prompt({STABLE: 0}))
+    upstream.always("m2", by_prompt({STABLE: 0}))
+    data = two_models(upstream.base_url, {**RULES, "auto_promote": False})
+    path = write(tmp_path, data, store_url)
+    route = tmp_path / "route.yaml"
+    route.write_text("targets: [m2]\n")
+    with gateway(data, store_url) as (url, _, db):
+        assert (
+            cli(path, "start", "extract", "--route", str(route), "--canary", "50%").exit_code == 0
+        )
+        api = client(url)
+        served = {ask(api, f"user-{i}").headers["x-bounded-route"] for i in range(20)}
+        assert served == {"m", "m2"}
+        promoted = cli(path, "promote", "extract")
+        assert promoted.exit_code == 0, promoted.output
+        entry = AuditLog(db).entries(action="release.promote")[-1]
+        assert entry.detail["automatic"] is False
+        deadline = time.monotonic() + 5
+        while {ask(api, f"user-{i}").headers["x-bounded-route"] for i in range(20)} != {"m2"}:
+            assert time.monotonic() < deadline
             time.sleep(0.2)
