@@ -31,7 +31,8 @@ CASES = {
     ),
     "unknown assertion type": (
         GOOD_TEST
-        + "      - type: contains\n        value: Bonjour\n      - type: icontain\n        value: x\n",
+        + "      - type: contains\n        value: Bonjour\n"
+        + "      - type: icontain\n        value: x\n",
         "promptfooconfig.yaml:8",
         "unknown assertion type 'icontain'",
         "did you mean 'icontains'",
