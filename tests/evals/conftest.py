@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 PHRASES = {
     ("French", "Hello world"): "Bonjour le monde",
     ("Spanish", "Where is the library?"): "¿Dónde está la biblioteca?",
+    ("Spanish", "Hello world"): "Hola mundo",
 }
 
 
