@@ -41,6 +41,20 @@ def test_pushing_the_same_content_again_makes_no_version(any_db: Database, featu
     again = store.push(feature, template("A"), author="ci")
     assert not again.created and again.version.version == 1
     assert [v.version for v in store.versions(feature)] == [1]
+    store.push(feature, template("B"), author="ana")
+    # The same content again with a label: no version, the label moves to the latest.
+    assert not store.push(feature, template("B"), author="ci", labels=("candidate",)).created
+    assert store.labels(feature) == {"candidate": 2, "latest": 2, "production": 1}
+
+
+def test_a_config_prompt_equal_to_a_pushed_version_serves_that_version(
+    any_db: Database, feature: str
+) -> None:
+    store = PromptStore(any_db)
+    store.seed_from_config(feature, "A")
+    store.push(feature, PromptTemplate((("system", "B"),)), author="ana")
+    assert store.seed_from_config(feature, "B") is not None  # the file now says B
+    assert store.get(feature, "production").version == 2
 
 
 def test_unknown_versions_and_bad_labels_are_refused(any_db: Database, feature: str) -> None:

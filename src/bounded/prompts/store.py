@@ -95,7 +95,8 @@ class PromptStore:
         labels: tuple[str, ...] = (),
     ) -> Pushed:
         """Store ``template`` as the feature's next version, unless it is the latest one
-        already (pushing the same file twice, as CI does, makes no new version)."""
+        already (pushing the same file twice, as CI does, makes no new version; ``labels``
+        are moved to that one instead)."""
         check_feature(feature)
         for label in labels:
             check_label(label)
@@ -104,6 +105,12 @@ class PromptStore:
             self._bump()
             latest = self._latest_row(feature)
             if latest is not None and latest["digest"] == digest:
+                # No new version; the labels asked for still point at this one.
+                number, now = int(latest["version"]), time.time()
+                for label in labels:
+                    row = self._label_row(feature, label)
+                    if row is None or int(row["version"]) != number:
+                        self._move(feature, label, number, author, now)
                 return Pushed(_version(latest), created=False)
             number = 1 if latest is None else int(latest["version"]) + 1
             now = time.time()
