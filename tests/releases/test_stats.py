@@ -141,3 +141,38 @@ def test_margins_per_signal_must_cover_every_signal() -> None:
         ReleaseRules(
             signals=("error_rate", "cost_per_request"), max_regression={"cost_per_request": 0.1}
         )
+
+
+def test_a_slower_tail_is_worse_on_latency_p95_though_the_median_is_the_same() -> None:
+    rng = random.Random(2)
+    stable = [Sample(latency_ms=rng.uniform(50, 150)) for _ in range(400)]
+    # Same median; one candidate request in four is slow.
+    candidate = [
+        Sample(latency_ms=rng.uniform(50, 150) if i % 4 else rng.uniform(400, 900))
+        for i in range(400)
+    ]
+    rules = ReleaseRules(signals=("latency_p95",), max_regression=0.05, min_samples=50)
+    verdict = decide(stable, candidate, rules)
+    assert verdict.action == "rollback"
+    assert verdict.signals[0].candidate > 3 * verdict.signals[0].stable  # p95s shown
+
+
+def test_cost_per_request_margin_is_relative_to_the_stable_cost() -> None:
+    rules = ReleaseRules(signals=("cost_per_request",), max_regression=0.1, min_samples=50)
+    rng = random.Random(4)
+    stable = [Sample(cost=rng.uniform(0.009, 0.011)) for _ in range(300)]
+    dearer = [Sample(cost=rng.uniform(0.0117, 0.0143)) for _ in range(300)]  # +30 %
+    cheaper = [Sample(cost=rng.uniform(0.0081, 0.0099)) for _ in range(300)]  # -10 %
+    assert decide(stable, dearer, rules).action == "rollback"
+    assert decide(stable, cheaper, rules).action == "promote"
+
+
+def test_outcome_success_counts_only_requests_with_an_outcome() -> None:
+    rules = ReleaseRules(signals=("outcome_success",), max_regression=0.05, min_samples=50)
+    stable = [Sample(success=i % 10 != 0) for i in range(200)] + [Sample()] * 500
+    candidate = [Sample(success=i % 2 == 0) for i in range(200)]
+    verdict = decide(stable, candidate, rules)
+    assert verdict.action == "rollback"
+    result = verdict.signals[0]
+    assert (result.n_stable, result.n_candidate) == (200, 200)
+    assert result.stable == pytest.approx(0.9) and result.candidate == pytest.approx(0.5)
