@@ -461,3 +461,37 @@ def test_promoting_a_release_by_hand_moves_the_route_for_every_request(
         while {ask(api, f"user-{i}").headers["x-bounded-route"] for i in range(20)} != {"m2"}:
             assert time.monotonic() < deadline
             time.sleep(0.2)
+
+
+def test_two_replicas_starting_a_release_at_once_start_one(postgres_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bounded.config.schema import RouteConfig
+    from bounded.releases.store import ReleaseConflict
+
+    dbs = [Database.open(postgres_url) for _ in range(4)]
+    barrier = threading.Barrier(len(dbs))
+
+    def start(db: Database) -> str:
+        barrier.wait()
+        try:
+            ReleaseStore(db).start(
+                "concurrent",
+                mode="shadow",
+                share=1.0,
+                candidate_prompt=None,
+                route=RouteConfig(targets=("m",)),
+                actor="ci",
+            )
+        except ReleaseConflict:
+            return "refused"
+        return "started"
+
+    try:
+        with ThreadPoolExecutor(len(dbs)) as pool:
+            results = sorted(pool.map(start, dbs))
+        assert results == ["refused", "refused", "refused", "started"]
+        assert len(ReleaseStore(dbs[0]).latest("concurrent")) == 1
+    finally:
+        for db in dbs:
+            db.close()

@@ -106,6 +106,9 @@ class ReleaseStore:
         now = time.time()
         release_id = secrets.token_hex(8)
         with self.db.transaction():
+            # First: on PostgreSQL the counter's row lock serialises concurrent starts, so
+            # two cannot both find no release running (SQLite's BEGIN IMMEDIATE already does).
+            self._bump()
             running = self._running_row(feature)
             if running is not None:
                 raise ReleaseConflict(
@@ -134,7 +137,6 @@ class ReleaseStore:
                     actor,
                 ),
             )
-            self._bump()
             record_in(
                 self.db,
                 "release.start",
