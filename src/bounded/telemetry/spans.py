@@ -19,6 +19,7 @@ spans of one request never disagree with each other when the wall clock steps.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from typing import Any
 
 Attributes = dict[str, Any]
 _rand = random.Random()  # span ids need to be unique, not secret
+# A forked process (``bounded serve --workers N``) would otherwise draw the same ids as its
+# siblings: the module-level ``random`` functions are reseeded at fork, instances are not.
+os.register_at_fork(after_in_child=_rand.seed)
 
 
 def new_span_id() -> str:
