@@ -250,6 +250,7 @@ def test_a_better_candidate_is_promoted(
         status = cli(path, "status", "extract")
         assert status.exit_code == 0
         assert "promoted" in status.output and "bounded-evaluator" in status.output
+        assert "cost: canary $" in status.output and "validation_failures" in status.output
 
 
 def test_a_candidate_that_is_only_noisier_is_not_decided_before_enough_samples(

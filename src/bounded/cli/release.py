@@ -194,6 +194,7 @@ def status(
 ) -> None:
     """Running releases with each signal per arm; the last decisions."""
     from bounded.releases.evaluator import Evaluator
+    from bounded.releases.signals import cost_by_arm
 
     with _open(config) as (cfg, store):
         if feature is not None:
@@ -204,6 +205,7 @@ def status(
             entry = release.json()
             if release.state == "running" and release.feature in cfg.features:
                 entry["live"] = evaluator.evaluate(release).as_dict()
+                entry["cost_usd_by_arm"] = cost_by_arm(store.db, release)
             report.append(entry)
     if as_json:
         out.print_json(json.dumps(report))
@@ -228,6 +230,9 @@ def _print_release(entry: dict[str, Any]) -> None:
         out.print(f"  decided by {who}: {escape(verdict['reason'] if verdict else '-')}")
     elif verdict:
         out.print(f"  now: {escape(verdict['reason'])}")
+    cost = entry.get("cost_usd_by_arm") or (entry.get("decision") or {}).get("cost_usd_by_arm")
+    if cost:
+        out.print("  cost: " + ", ".join(f"{arm} ${usd:.6f}" for arm, usd in sorted(cost.items())))
     if not verdict:
         return
     table = Table(
