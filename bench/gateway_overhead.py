@@ -40,6 +40,9 @@ an A/B of a code change: a second bounded run from another source folder, interl
     --bounded-src DIR    run bounded from DIR (a folder holding the ``bounded`` package)
     --compare-src DIR    add ``bounded_b`` from DIR and print bounded_b/bounded ratios
     --skip-noecon        leave out bounded_noecon (no economics_* figures)
+    --telemetry          add bounded_notelemetry (telemetry.enabled: false): telemetry_*
+                         figures are bounded (every request traced and stored, metrics
+                         counted) minus it
     --keep-logs          keep the generated configs and server logs
 
 The last line of stdout is one JSON object with every figure (``<endpoint>_<figure>``,
@@ -96,6 +99,11 @@ TARGETS = {
         "<",
         0.3,
     ),
+    "telemetry_added_p50_ms": (
+        "telemetry added median (traces stored + metrics, vs telemetry off)",
+        "<",
+        0.2,
+    ),
 }
 # (numerator, denominator) endpoint pairs whose ratios are printed and put in the JSON.
 # Pairs whose endpoints are not both in the run are left out.
@@ -104,6 +112,7 @@ COMPARISONS: list[tuple[str, str]] = [
     ("bounded", "bounded_noecon"),
     ("bounded_b", "bounded"),
     ("bounded_validated", "bounded"),
+    ("bounded", "bounded_notelemetry"),
 ]
 
 # Economics for the bounded endpoints: requests name the feature ``bench`` (model=bench),
@@ -132,6 +141,9 @@ VALIDATED: dict[str, Any] = {
     "models": ECONOMICS["models"],
     "features": {FEATURE: {**ECONOMICS["features"][FEATURE], "risk_tier": "high"}},
 }
+# ``--telemetry``: the same gateway with telemetry off (no spans, no trace store, no
+# metrics), interleaved; ``bounded`` itself traces every request (sample ratio 1, stored).
+NO_TELEMETRY: dict[str, Any] = {**ECONOMICS, "telemetry": {"enabled": False}}
 # ``--prompt-bytes N``: benign support-ticket prose, repeated to N bytes.
 FILLER = (
     "Hello, I ordered a pair of running shoes last week and they arrived in the wrong size. "
@@ -490,6 +502,15 @@ def build_endpoints(launchers: Launchers, args: argparse.Namespace) -> list[Endp
                 "bounded_validated",
                 "bounded, validated",
                 launchers.bounded("bounded_validated", VALIDATED, src=args.bounded_src),
+                **econ,
+            )
+        )
+    if args.telemetry:
+        endpoints.append(
+            Endpoint(
+                "bounded_notelemetry",
+                "bounded, telemetry off",
+                launchers.bounded("bounded_notelemetry", NO_TELEMETRY, src=args.bounded_src),
                 **econ,
             )
         )
@@ -1044,6 +1065,17 @@ def summarize(
         out["economics_cpu_us_per_req"] = (
             _r(cpu_e - cpu_n, 1) if cpu_e is not None and cpu_n is not None else None
         )
+    # Telemetry: traces (stored) + metrics on, minus the same gateway with them off.
+    if {"bounded", "bounded_notelemetry"} <= names:
+        t, n = "bounded", "bounded_notelemetry"
+        out["telemetry_added_p50_ms"] = _r(p[t][0] - p[n][0])
+        out["telemetry_added_p99_ms"] = _r(p[t][1] - p[n][1])
+        out["telemetry_ttfb_added_p50_ms"] = _r(ttfb[t] - ttfb[n])
+        out["telemetry_rps_ratio"] = ratio(out[f"{t}_rps"], out[f"{n}_rps"])
+        cpu_t, cpu_n = out[f"{t}_cpu_us_per_req"], out[f"{n}_cpu_us_per_req"]
+        out["telemetry_cpu_us_per_req"] = (
+            _r(cpu_t - cpu_n, 1) if cpu_t is not None and cpu_n is not None else None
+        )
     for key in (
         "economics_added_p50_ms",
         "economics_added_p99_ms",
@@ -1111,6 +1143,7 @@ def targets(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "rss_mb": out.get("bounded_rss_mb"),
         "startup_s": out.get("bounded_startup_s"),
         "economics_added_p50_ms": out.get("economics_added_p50_ms"),
+        "telemetry_added_p50_ms": out.get("telemetry_added_p50_ms"),
     }
     result = {}
     for key, (label, op, limit) in TARGETS.items():
@@ -1452,6 +1485,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also run bounded_validated: the feature as a high-risk one (input and output "
         "guards on), and print bounded_validated/bounded ratios",
+    )
+    parser.add_argument(
+        "--telemetry",
+        action="store_true",
+        help="also run bounded_notelemetry (telemetry.enabled: false) and print the "
+        "telemetry_* figures: what traces (stored) and metrics add",
     )
     parser.add_argument(
         "--prompt-bytes",

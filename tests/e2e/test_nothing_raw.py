@@ -132,7 +132,7 @@ def test_seeded_pii_and_secrets_reach_no_file(
     }
     assert not leaks, sorted(leaks)
     # Trace text was stored (the plain feature's, redacted), so the scan above covered it.
-    (store,) = [p for p in written if p.name == "bounded.db"]
+    (store,) = [p for p in written if p.name == "bounded-traces.db"]
     conn = sqlite3.connect(store)
     try:
         kept = conn.execute("SELECT prompt, completion FROM trace_texts").fetchall()

@@ -25,7 +25,7 @@ from bounded.gateway.call import client_trace_id
 from bounded.gateway.respond import error_response
 from bounded.store.db import Database
 from bounded.telemetry.metrics import CONTENT_TYPE, Metrics
-from bounded.telemetry.store import TraceRepository
+from bounded.telemetry.store import TraceRepository, open_trace_store, trace_store_url
 
 Authenticate = Callable[[Request], Principal]
 JSON = "application/json"
@@ -38,7 +38,7 @@ def routes(
     metrics: Metrics,
     breakers: Callable[[], dict[str, dict[str, object]]],
 ) -> list[Route]:
-    repo = TraceRepository(db)
+    store = _LazyStore(trace_store_url(db.url))
 
     def allowed(request: Request, scope: str) -> Principal:
         principal = authenticate(request)
@@ -59,7 +59,7 @@ def routes(
             if status not in (None, "ok", "error"):
                 raise Unprocessable("'status' must be ok or error", param="status")
             found = await asyncio.to_thread(
-                repo.search,
+                store.search,
                 feature=query.get("feature"),
                 since=_number(query.get("since"), "since"),
                 until=_number(query.get("until"), "until"),
@@ -84,7 +84,7 @@ def routes(
                     "stored prompt and completion text needs the traces:read_text scope",
                     code="scope_required",
                 )
-            payload = await asyncio.to_thread(_trace, repo, wanted, include == "text")
+            payload = await asyncio.to_thread(_trace, store.repo(), wanted, include == "text")
             visible = _visible(principal)
             requests = payload["requests"]
             if visible is not None and any(r["feature"] not in visible for r in requests):
@@ -109,6 +109,24 @@ def routes(
         Route("/v1/traces/{trace_id}", one, methods=["GET"]),
         Route("/metrics", scrape, methods=["GET"]),
     ]
+
+
+class _LazyStore:
+    """The trace store, opened (and created) at the first read, in a worker thread."""
+
+    def __init__(self, url: str):
+        self._url = url
+        self._repo: TraceRepository | None = None
+
+    def repo(self) -> TraceRepository:
+        if self._repo is None:
+            db = open_trace_store(self._url)
+            assert db is not None
+            self._repo = TraceRepository(db)
+        return self._repo
+
+    def search(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.repo().search(**filters)
 
 
 def _trace(repo: TraceRepository, trace_id: str, text: bool) -> dict[str, Any]:

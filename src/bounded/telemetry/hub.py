@@ -23,13 +23,15 @@ from bounded.telemetry.attributes import request_model, root_attributes
 from bounded.telemetry.config import TelemetryConfig, stores_text
 from bounded.telemetry.metrics import Metrics
 from bounded.telemetry.spans import Recorder
-from bounded.telemetry.store import TraceRecord, TraceWriter
+from bounded.telemetry.store import TraceRecord, TraceWriter, trace_store_url
 
 log = logging.getLogger("bounded.telemetry")
 
 
 class Telemetry:
     def __init__(self, url: str, config: TelemetryConfig, metrics: Metrics | None = None):
+        """``url``: the store's; traces go to :func:`trace_store_url` of it."""
+        self.url = trace_store_url(url)
         self.enabled = config.enabled
         self.metrics = metrics or Metrics()
         self.metrics.enabled = config.enabled
@@ -42,7 +44,7 @@ class Telemetry:
                 service_name=config.service_name,
                 headers=dict(config.otlp_headers),
             )
-        self.writer = TraceWriter(url, export=self.export)
+        self.writer = TraceWriter(self.url, export=self.export)
 
     def keeps_text(self, call: Any) -> bool:
         target = getattr(call, "target", None)

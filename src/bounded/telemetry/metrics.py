@@ -73,6 +73,7 @@ def worker_exited(pid: int) -> None:
 class Metrics:
     def __init__(self) -> None:
         self.enabled = True  # telemetry.enabled: false counts nothing
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -124,26 +125,37 @@ class Metrics:
 
     # -- recording ---------------------------------------------------------------------
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: a row touches about ten series, and a
+        dict lookup is a fraction of what ``labels`` does each time (checks, str, a lock)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) > 100_000:  # label values are config names: bounded
+                self._children.clear()
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def row(self, row: LedgerRow, provider_kind: str | None = None) -> None:
         """Count one ledger row (called as it is recorded); ``provider_kind`` is the kind
         (openai, anthropic, local) of the provider the row names, for gen_ai_provider_name."""
         labels = (row.feature or "", row.deployment or "", row.arm or "stable")
         failed = row.status >= 400
-        self.requests.labels(*labels, row.operation, "error" if failed else "ok").inc()
+        self._child(self.requests, *labels, row.operation, "error" if failed else "ok").inc()
         if failed:
-            self.errors.labels(*labels, row.error_class or str(row.status)).inc()
+            self._child(self.errors, *labels, row.error_class or str(row.status)).inc()
         seconds = row.latency_ms / 1000
-        self.duration.labels(*labels, row.operation).observe(seconds)
+        self._child(self.duration, *labels, row.operation).observe(seconds)
         if row.ttft_ms is not None:
-            self.ttft.labels(*labels).observe(row.ttft_ms / 1000)
+            self._child(self.ttft, *labels).observe(row.ttft_ms / 1000)
         for kind in ("input", "output", "cached", "reasoning"):
             count = getattr(row, f"{kind}_tokens")
             if count:
-                self.tokens.labels(*labels, kind).inc(count)
+                self._child(self.tokens, *labels, kind).inc(count)
         if row.cost_e10:
-            self.cost.labels(*labels, row.team or "").inc(row.cost_e10 / 1e10)
+            self._child(self.cost, *labels, row.team or "").inc(row.cost_e10 / 1e10)
         if row.validation:
-            self.validation.labels(row.feature or "", row.validation).inc()
+            self._child(self.validation, row.feature or "", row.validation).inc()
         if row.deployment is None and not row.attempts:
             return  # no upstream was called: no GenAI operation happened
         genai = (
@@ -151,10 +163,10 @@ class Metrics:
             PROVIDER_NAMES.get(provider_kind or "", provider_kind or row.provider or ""),
             row.model or "",
         )
-        self.genai_duration.labels(*genai, row.error_class or "", *labels).observe(seconds)
+        self._child(self.genai_duration, *genai, row.error_class or "", *labels).observe(seconds)
         if not failed or row.input_tokens or row.output_tokens:
-            self.genai_tokens.labels(*genai, "input", *labels).observe(row.input_tokens)
-            self.genai_tokens.labels(*genai, "output", *labels).observe(row.output_tokens)
+            self._child(self.genai_tokens, *genai, "input", *labels).observe(row.input_tokens)
+            self._child(self.genai_tokens, *genai, "output", *labels).observe(row.output_tokens)
 
     def finished(self, call: Any) -> None:
         """A request is done: guard results, budget use, breaker state, refusals."""

@@ -7,6 +7,7 @@
 Each text row carries its own ``expires_at``, set from the feature's
 ``text_retention_days`` when it was written, so shortening a period applies to new text;
 the job deletes by that column alone (one indexed range delete, in the job's thread).
+The trace store is the sibling file of :func:`~bounded.telemetry.store.trace_store_url`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 
 from bounded.store.db import Database
 from bounded.telemetry.config import TelemetryConfig
+from bounded.telemetry.store import open_trace_store, trace_store_url
 
 log = logging.getLogger("bounded.telemetry")
 
@@ -32,17 +34,23 @@ def sweep(db: Database, config: TelemetryConfig, now: float | None = None) -> di
     return {"texts": texts, "spans": spans, "traces": traces}
 
 
-async def sweep_forever(db_url: str, config: Callable[[], TelemetryConfig]) -> None:
-    """Sweep every ``retention_interval_s`` on a connection of its own, off the loop."""
-    db = await asyncio.to_thread(Database.open, db_url, migrate=False)
+async def sweep_forever(store_url: str, config: Callable[[], TelemetryConfig]) -> None:
+    """Sweep the trace store of ``store_url`` every ``retention_interval_s``, on a
+    connection of its own, off the loop (nothing to do until the trace store exists)."""
+    url = trace_store_url(store_url)
+    db: Database | None = None
     try:
         while True:
             try:
-                removed = await asyncio.to_thread(sweep, db, config())
-                if any(removed.values()):
-                    log.info("retention removed %s", removed)
+                if db is None:
+                    db = await asyncio.to_thread(open_trace_store, url, create=False)
+                if db is not None:
+                    removed = await asyncio.to_thread(sweep, db, config())
+                    if any(removed.values()):
+                        log.info("retention removed %s", removed)
             except Exception:
                 log.exception("retention sweep failed; trying again next interval")
             await asyncio.sleep(config().retention_interval_s)
     finally:
-        db.close()
+        if db is not None:
+            db.close()

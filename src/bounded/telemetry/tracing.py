@@ -74,7 +74,6 @@ class Traced:
             rec.passes.append(call)
         span = rec.open(self.name)
         span.attributes["bounded.stage"] = self.name
-        before = len(rec.spans)
         try:
             reply = await self.stage(call, next)
         except BaseException as exc:
@@ -88,7 +87,6 @@ class Traced:
             rec.close(span)
             if self._routes:
                 _attempts(rec, span, call)
-            span.attributes["bounded.self_ms"] = round(_self_ns(rec, span, before) / 1e6, 3)
         if self._first:
             _keep_reply(rec, reply, self._telemetry.keeps_text(call))
         return reply
@@ -107,12 +105,6 @@ class Traced:
         call.spans = rec
         call.on_close(lambda: telemetry.finish(call, None if rec is _UNSAMPLED else rec))
         return rec
-
-
-def _self_ns(rec: Recorder, span: Any, before: int) -> int:
-    """The span's time less its direct children's (what the stage itself took)."""
-    children = sum(s.end_ns - s.start_ns for s in rec.spans[before:] if s.parent_id == span.span_id)
-    return max(0, span.end_ns - span.start_ns - children)
 
 
 def _attempts(rec: Recorder, parent: Any, call: Call) -> None:
