@@ -28,6 +28,7 @@ from bounded.audit import AuditLog
 from bounded.audit import api as audit_api
 from bounded.config.loader import ConfigError, load_config
 from bounded.config.schema import BoundedConfig
+from bounded.dashboard.pages import Dashboard
 from bounded.economics.accountant import Accountant, MemoryAccountant
 from bounded.economics.ledger import Ledger, SqlLedger
 from bounded.economics.spend import spend_since
@@ -42,6 +43,7 @@ from bounded.gateway.models_api import model_list
 from bounded.gateway.openapi import openapi_document
 from bounded.gateway.respond import error_response
 from bounded.gateway.runtime import Runtime
+from bounded.governance.alerts import watch_forever
 from bounded.prompts import PromptCache, PromptStore
 from bounded.prompts import api as prompts_api
 from bounded.prompts.store import seed_config
@@ -116,6 +118,16 @@ class Gateway:
         self._mtime = _mtime(config_path)
         self._watcher: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        # The dashboard and the drift checks read through their own connection: a slow page
+        # never holds the lock the ledger's writes take.
+        self.reader = Database.open(db.url, migrate=False)
+        self.dashboard = Dashboard(
+            self.reader,
+            runtime=lambda: self.runtime,
+            authenticate=self.auth.authenticate,
+            admin_key=admin_key,
+            traces_url=getattr(self.telemetry, "url", db.url),
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -146,7 +158,7 @@ class Gateway:
 
     def app(self) -> ASGIApp:
         starlette = Starlette(
-            routes=self.routes(),
+            routes=[*self.routes(), self.dashboard.mount()],
             lifespan=self._lifespan,
             exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         )
@@ -184,9 +196,11 @@ class Gateway:
         retention = asyncio.create_task(
             sweep_forever(self.db.url, lambda: self.runtime.config.telemetry)
         )
+        drift = asyncio.create_task(watch_forever(self.reader, lambda: self.runtime.config))
         try:
             yield
         finally:
+            drift.cancel()
             retention.cancel()
             if self._watcher is not None:
                 self._watcher.cancel()
@@ -199,6 +213,8 @@ class Gateway:
             await self.meter.ledger.aclose()
             await self.meter.accountant.aclose()
             await asyncio.to_thread(self.telemetry.close)
+            self.dashboard.close()
+            self.reader.close()
 
     async def _warm(self) -> None:
         """Freeze everything built at start-up out of the garbage collector's way: fewer,

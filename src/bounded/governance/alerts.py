@@ -229,12 +229,13 @@ def _row_json(row: Any) -> dict[str, Any]:
 
 
 async def watch_forever(db: Database, config: Callable[[], BoundedConfig]) -> None:
-    """The gateway's background task: check, deliver, sleep ``alerts.interval_s``."""
+    """The gateway's background task: every ``alerts.interval_s`` (first after one interval,
+    so start-up does no extra work), check every feature, then deliver what is pending."""
     while True:
+        await asyncio.sleep(config().alerts.interval_s)
         current = config()
         try:
             await asyncio.to_thread(check_drift, db, current)
             await deliver_pending(db, current.alerts)
         except Exception:  # a broken check must not end the task (or the gateway)
             log.exception("drift check failed")
-        await asyncio.sleep(current.alerts.interval_s)

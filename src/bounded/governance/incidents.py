@@ -231,10 +231,9 @@ def _check_guard(incident: Incident, ref: str, feature: FeatureConfig | None) ->
 
 
 def _audit(db: Database, actor: str | None, action: str, subject: str, detail: Any) -> None:
-    db.execute(
-        "INSERT INTO audit_log (ts, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-        (time.time(), actor or "cli", action, subject, json.dumps(detail)),
-    )
+    from bounded.audit.log import record_in
+
+    record_in(db, action, subject, actor=actor or "cli", detail=detail)
 
 
 def _incident(row: Any, deltas: tuple[Delta, ...]) -> Incident:

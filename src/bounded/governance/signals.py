@@ -102,7 +102,7 @@ _AGGREGATE = (
 )
 
 
-def _bucket_sql(dialect: str, bucket_s: float | None, since: float, column: str = "ts") -> str:
+def bucket_sql(dialect: str, bucket_s: float | None, since: float, column: str = "ts") -> str:
     if bucket_s is None:
         return "0"
     # Rows are at or after ``since``: SQLite's cast truncates, which is the floor here;
@@ -121,8 +121,8 @@ def _collect(
     if feature is not None:
         where = " AND feature = ?"
         params.append(feature)
-    bucket = _bucket_sql(db.dialect, bucket_s, since)
-    cbucket = _bucket_sql(db.dialect, bucket_s, since, "c.ts")
+    bucket = bucket_sql(db.dialect, bucket_s, since)
+    cbucket = bucket_sql(db.dialect, bucket_s, since, "c.ts")
     out: dict[tuple[str, int], Signals] = defaultdict(Signals)
     for r in db.execute(_AGGREGATE.format(bucket=bucket, where=where), params):
         s = out[(r["feature"] or "-", int(r["b"]))]

@@ -10,7 +10,8 @@ controls per tier:
 low       an owner and an explicit ``risk_tier``
 medium    ... and input guards on
 high      ... and input and output guards on, an eval gate (``eval:``) before any
-          release, and no stored prompt or completion text unless the feature opts in
+          release; no stored prompt or completion text unless ``telemetry.store_text``
+          opts in (telemetry's default for the tier)
 ========  =====================================================================
 """
 
@@ -76,28 +77,15 @@ def feature_issues(name: str, feature: FeatureConfig) -> list[Issue]:
                     "add `eval: {min_pass_rate: 0.95}` and run `bounded eval run`",
                 )
             )
-        if stores_text(feature):
-            issues.append(
-                (
-                    f"{path}.telemetry",
-                    "a high feature stores prompt and completion text",
-                    "leave text storage off, or set `allow_high_risk_text: true` with a reason",
-                )
-            )
     return issues
 
 
 def stores_text(feature: FeatureConfig) -> bool:
-    """Whether the feature keeps prompt/completion text (the telemetry policy, when there).
-
-    Read by name, so this check needs no import of telemetry: a feature without a text
-    policy stores none. A deliberate opt-in (``allow_high_risk_text``) is not a finding.
-    """
+    """Whether the feature keeps prompt/completion text. Telemetry stores none for a high
+    feature unless its ``telemetry.store_text`` says so: that explicit opt-in is the only way,
+    so the check has nothing to fail on, and the dashboard shows it beside the tier."""
     policy: Any = getattr(feature, "telemetry", None)
-    if policy is None:
-        return False
-    stored = bool(getattr(policy, "store_text", False))
-    return stored and not bool(getattr(policy, "allow_high_risk_text", False))
+    return bool(getattr(policy, "store_text", False)) if policy is not None else False
 
 
 def controls(feature: FeatureConfig) -> dict[str, Any]:

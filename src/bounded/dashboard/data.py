@@ -1,0 +1,292 @@
+"""What each dashboard page shows, read from the store and the running config.
+
+Every function takes the database and plain arguments and returns plain data (dicts,
+lists); templates only format. Windows are hourly buckets over the last day or daily ones
+over the last month. A table another piece of bounded fills (releases, evals, traces) may
+be empty: the page then says what to run, it does not fail.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from bounded.dashboard.charts import Series, bar_chart, line_chart, meter, sparkline
+from bounded.economics.periods import window
+from bounded.economics.rules import budget_rules
+from bounded.economics.spend import spend_since
+from bounded.governance.signals import Signals, bucket_sql, feature_signals, signal_series
+from bounded.store.db import Database
+
+if TYPE_CHECKING:
+    from bounded.config.schema import BoundedConfig
+
+HOUR, DAY = 3600.0, 86400.0
+E10 = 10_000_000_000
+RANGES = {"24h": (DAY, HOUR), "7d": (7 * DAY, 6 * HOUR), "30d": (30 * DAY, DAY)}
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    start: float
+    end: float
+    bucket_s: float
+
+    @classmethod
+    def of(cls, name: str | None, now: float | None = None) -> Window:
+        name = name if name in RANGES else "24h"
+        span, bucket = RANGES[name]
+        now = time.time() if now is None else now
+        # Align buckets to the clock so an hour's bar means that hour.
+        end = (now // bucket + 1) * bucket
+        return cls(name, end - span, end, bucket)
+
+
+def when(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    if ts is None:
+        return "—"
+    seconds = (time.time() if now is None else now) - float(ts)
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", 60.0)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return "just now"
+
+
+def usd(e10: int | float | Decimal) -> float:
+    return float(e10) / E10
+
+
+def _traffic_charts(series: list[tuple[float, Signals]], w: Window) -> dict[str, str]:
+    ok = [(ts, float(s.requests - s.errors)) for ts, s in series]
+    errors = [(ts, float(s.errors)) for ts, s in series]
+    p95 = [(ts, s.latency_p95_ms) for ts, s in series]
+    spend = [(ts, s.cost_usd) for ts, s in series]
+    common = {"start": w.start, "end": w.end}
+    return {
+        "traffic": bar_chart(
+            [Series("answered", ok, "#2563eb"), Series("errors", errors, "#dc2626")],
+            unit="requests", label="Requests per bucket", bucket_s=w.bucket_s, **common,
+        ),
+        "latency": line_chart(
+            [Series("p95 latency", p95, "#7c3aed")], unit="ms", label="p95 latency", **common
+        ),
+        "spend": bar_chart(
+            [Series("spend", spend, "#059669")], unit="USD", label="Spend", bucket_s=w.bucket_s,
+            **common,
+        ),
+    }  # fmt: skip
+
+
+def overview(db: Database, config: BoundedConfig, w: Window) -> dict[str, Any]:
+    series = signal_series(db, None, w.start, w.end, w.bucket_s)
+    total = Signals()
+    for _, s in series:
+        total.requests += s.requests
+        total.errors += s.errors
+        total.cost_e10 += s.cost_e10
+        total.successes += s.successes
+        total.failures += s.failures
+        total.latencies += s.latencies
+    per_feature = feature_signals(db, w.start, w.end)
+    features = [
+        {
+            "name": name,
+            "owner": config.features[name].owner if name in config.features else "—",
+            "requests": s.requests,
+            "error_rate": s.error_rate,
+            "p95": s.latency_p95_ms,
+            "cost": s.cost_usd,
+            "cps": s.cost_per_success_usd,
+        }
+        for name, s in sorted(per_feature.items(), key=lambda kv: -kv[1].requests)
+    ]
+    today_start, _ = window("day", time.time())
+    return {
+        "total": total,
+        "charts": _traffic_charts(series, w),
+        "features": features,
+        "budgets": budgets(db, config),
+        "spend_today": usd(_sum(db, "SELECT SUM(cost_e10) AS v FROM ledger WHERE ts >= ?",
+                                (today_start,))),
+        "open_incidents": _sum(db, "SELECT COUNT(*) AS v FROM incidents WHERE status = 'open'"),
+        "alerts": db.execute(
+            "SELECT * FROM drift_alerts WHERE ts >= ? ORDER BY ts DESC LIMIT 8", (w.start,)
+        ),
+    }  # fmt: skip
+
+
+def _sum(db: Database, sql: str, params: tuple[Any, ...] = ()) -> int:
+    rows = db.execute(sql, params)
+    return int(rows[0]["v"] or 0) if rows else 0
+
+
+def budgets(db: Database, config: BoundedConfig) -> list[dict[str, Any]]:
+    rules = []
+    for name, feature in config.features.items():
+        rules += budget_rules(f"feature:{name}", feature.budget)
+    for name, team in config.teams.items():
+        rules += budget_rules(f"team:{name}", team.budget)
+    now = time.time()
+    out = []
+    for rule in rules:
+        start, resets = window(rule.period, now)
+        used = float(spend_since(db, rule.scope, start))
+        limit = float(rule.amount)
+        out.append(
+            {
+                "scope": rule.scope,
+                "period": rule.period,
+                "mode": rule.mode,
+                "used": used,
+                "limit": limit,
+                "share": used / limit if limit else 0.0,
+                "meter": meter(used, limit),
+                "resets": resets,
+            }
+        )
+    return sorted(out, key=lambda b: -b["share"])
+
+
+SPEND_GROUPS = {"feature": "feature", "team": "team", "model": "deployment"}
+
+
+def spend(db: Database, by: str, w: Window) -> dict[str, Any]:
+    column = SPEND_GROUPS.get(by, "feature")
+    bucket = bucket_sql(db.dialect, w.bucket_s, w.start)
+    rows = db.execute(
+        f"SELECT {column} AS grp, {bucket} AS b, COUNT(*) AS n,"
+        " SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors, SUM(cost_e10) AS cost,"
+        " SUM(input_tokens) AS tin, SUM(output_tokens) AS tout"
+        f" FROM ledger WHERE ts >= ? AND ts < ? GROUP BY {column}, b",
+        (w.start, w.end),
+    )
+    wins = db.execute(
+        f"SELECT c.{column} AS grp, {bucket_sql(db.dialect, w.bucket_s, w.start, 'c.ts')} AS b,"
+        " SUM(CASE WHEN o.outcome = 'success' THEN 1 ELSE 0 END) AS wins, COUNT(*) AS judged"
+        " FROM outcomes o JOIN ledger c ON c.trace_id = o.trace_id"
+        " WHERE c.ts >= ? AND c.ts < ? AND o.id = (SELECT MAX(o2.id) FROM outcomes o2"
+        f" WHERE o2.trace_id = o.trace_id) GROUP BY c.{column}, b",
+        (w.start, w.end),
+    )
+    buckets = round((w.end - w.start) / w.bucket_s)
+    groups: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        g = groups.setdefault(r["grp"] or "—", _group())
+        g["cost"][int(r["b"])] += usd(r["cost"] or 0)
+        g["requests"] += int(r["n"])
+        g["errors"] += int(r["errors"] or 0)
+        g["tokens"] += int(r["tin"] or 0) + int(r["tout"] or 0)
+    for r in wins:
+        g = groups.setdefault(r["grp"] or "—", _group())
+        g["wins"][int(r["b"])] += int(r["wins"] or 0)
+        g["judged"] += int(r["judged"] or 0)
+    ranked = sorted(groups.items(), key=lambda kv: -sum(kv[1]["cost"].values()))
+    times = [w.start + i * w.bucket_s for i in range(buckets)]
+    cost_series: list[Series] = []
+    cps_series: list[Series] = []
+    table: list[dict[str, Any]] = []
+    for name, g in ranked:
+        cost = [g["cost"].get(i, 0.0) for i in range(buckets)]
+        wins_by = [g["wins"].get(i, 0) for i in range(buckets)]
+        total, won = sum(cost), sum(wins_by)
+        table.append(
+            {
+                "name": name,
+                "requests": g["requests"],
+                "errors": g["errors"],
+                "tokens": g["tokens"],
+                "cost": total,
+                "successes": won,
+                "judged": g["judged"],
+                "cps": total / won if won else None,
+                "trend": sparkline([c or None for c in cost]),
+            }
+        )
+        if len(cost_series) < 6:
+            cost_series.append(Series(name, list(zip(times, cost, strict=True))))
+            cps_series.append(
+                Series(
+                    name,
+                    [
+                        (t, c / n if n else None)
+                        for t, c, n in zip(times, cost, wins_by, strict=True)
+                    ],
+                )
+            )
+    common = {"start": w.start, "end": w.end}
+    return {
+        "by": by if by in SPEND_GROUPS else "feature",
+        "table": table,
+        "cost_chart": bar_chart(cost_series, unit="USD", label="Spend", bucket_s=w.bucket_s,
+                                **common),
+        "cps_chart": line_chart(cps_series, unit="USD", label="Cost per successful outcome",
+                                **common),
+        "total": sum(t["cost"] for t in table),
+    }  # fmt: skip
+
+
+def _group() -> dict[str, Any]:
+    from collections import defaultdict
+
+    return {"cost": defaultdict(float), "wins": defaultdict(int), "requests": 0, "errors": 0,
+            "tokens": 0, "judged": 0}  # fmt: skip
+
+
+def deployments(db: Database, config: BoundedConfig, breakers: dict[str, Any], w: Window) -> list[
+    dict[str, Any]
+]:  # fmt: skip
+    rows = {
+        r["deployment"]: r
+        for r in db.execute(
+            "SELECT deployment, COUNT(*) AS n, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)"
+            " AS errors, AVG(latency_ms) AS lat, SUM(cost_e10) AS cost, MAX(ts) AS last"
+            " FROM ledger WHERE ts >= ? AND ts < ? GROUP BY deployment",
+            (w.start, w.end),
+        )
+    }
+    used_by: dict[str, list[str]] = {}
+    for name, feature in config.features.items():
+        for target in feature.route.targets:
+            used_by.setdefault(target, []).append(name)
+    out = []
+    for name, model in config.models.items():
+        r = rows.get(name)
+        breaker = breakers.get(name, {})
+        out.append(
+            {
+                "name": name,
+                "provider": model.provider,
+                "model": model.model,
+                "kind": model.kind,
+                "state": breaker.get("state", "closed"),
+                "failure_rate": breaker.get("failure_rate", 0.0),
+                "calls": breaker.get("calls", 0),
+                "requests": int(r["n"]) if r else 0,
+                "errors": int(r["errors"] or 0) if r else 0,
+                "latency": float(r["lat"]) if r and r["lat"] is not None else None,
+                "cost": usd(r["cost"] or 0) if r else 0.0,
+                "last": float(r["last"]) if r and r["last"] else None,
+                "features": used_by.get(name, []),
+            }
+        )
+    return out
+
+
+def decode(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
