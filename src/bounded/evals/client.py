@@ -53,12 +53,17 @@ class Gateway:
         messages: list[dict[str, Any]],
         config: dict[str, Any] | None = None,
         prompt_version: str | None = None,
+        variables: dict[str, Any] | None = None,
     ) -> Output:
         assert self._session is not None, "use `async with`"
         body: dict[str, Any] = {"model": model, "messages": messages}
         body.update({k: v for k, v in (config or {}).items() if k in PASSED})
+        # The case's vars also fill a feature's versioned prompt template (the gateway's
+        # prompt stage takes `bounded` out of the body before it goes upstream).
+        extras: dict[str, Any] = {"vars": variables or {}}
         if prompt_version is not None:
-            body["bounded"] = {"prompt_version": prompt_version}
+            extras["prompt_version"] = prompt_version
+        body["bounded"] = extras
         headers = {"authorization": f"Bearer {self.api_key}"}
         if self.session_id:
             headers["x-bounded-session"] = self.session_id
@@ -69,12 +74,32 @@ class Gateway:
             ) as resp:
                 data = await resp.json(content_type=None)
                 latency = (time.perf_counter() - started) * 1000
-                return _output(resp.status, data, resp.headers, latency)
+                output = _output(resp.status, data, resp.headers, latency)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             latency = (time.perf_counter() - started) * 1000
             return Output(
                 error=f"gateway unreachable: {type(exc).__name__}: {exc}", latency_ms=latency
             )
+        used = resp.headers.get("x-bounded-prompt-version")
+        if (
+            prompt_version is not None
+            and output.error is None
+            and not _same_version(used, prompt_version)
+        ):
+            # Never grade another version's answer as this one's.
+            output.error = (
+                f"asked for prompt version {prompt_version!r}, the gateway rendered "
+                f"{used or 'none'}"
+            )
+        return output
+
+
+def _same_version(used: str | None, wanted: str) -> bool:
+    """The header carries the version's id (``feature@3`` or ``3``); --prompt-version
+    may name either."""
+    if used is None:
+        return False
+    return used == wanted or used.rsplit("@", 1)[-1].lstrip("v") == wanted.lstrip("v")
 
 
 def _output(status: int, data: Any, headers: Any, latency: float) -> Output:

@@ -88,14 +88,18 @@ def preflight(suite: Suite, config: BoundedConfig | None) -> None:
 
 
 async def _answer(
-    gateway: Gateway | None, provider: Provider, msgs: list[dict[str, Any]], version: str | None
+    gateway: Gateway | None,
+    provider: Provider,
+    msgs: list[dict[str, Any]],
+    version: str | None,
+    variables: dict[str, Any],
 ) -> Output:
     if provider.echo:
         text = "\n".join(str(m.get("content", "")) for m in msgs)
         return Output(text=text, finish_reason="stop")
     if gateway is None:
         return Output(error="no gateway to call")
-    return await gateway.chat(provider.target, msgs, provider.config, version)
+    return await gateway.chat(provider.target, msgs, provider.config, version, variables)
 
 
 async def run_suite(
@@ -125,7 +129,7 @@ async def run_suite(
                 output = Output(error=f"prompt did not render: {exc}")
                 msgs = []
             else:
-                output = await _answer(gateway, provider, msgs, prompt_version)
+                output = await _answer(gateway, provider, msgs, prompt_version, case.vars)
             rendered = "\n".join(str(m.get("content", "")) for m in msgs)
             graded = await grade_case(
                 case, output, prompt=rendered, provider=provider, base=suite.base,
