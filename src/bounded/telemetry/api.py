@@ -102,7 +102,7 @@ def routes(
         except BoundedError as exc:
             return error_response(exc, trace_id)
         metrics.breakers(breakers())
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        return Response(await asyncio.to_thread(metrics.render), media_type=CONTENT_TYPE)
 
     return [
         Route("/v1/traces", search, methods=["GET"]),

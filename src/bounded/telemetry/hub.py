@@ -45,6 +45,9 @@ class Telemetry:
                 headers=dict(config.otlp_headers),
             )
         self.writer = TraceWriter(self.url, export=self.export)
+        # Metrics are counted in the writer's thread too; a scrape flushes first.
+        self.metrics.defer = self.writer.put
+        self.metrics.before_render = self.writer.flush
 
     def keeps_text(self, call: Any) -> bool:
         target = getattr(call, "target", None)
@@ -52,15 +55,16 @@ class Telemetry:
         return feature is not None and stores_text(feature.risk_tier, feature.telemetry)
 
     def finish(self, call: Any, rec: Recorder | None) -> None:
-        try:
-            self.metrics.finished(call)
-            if rec is not None:
-                self.writer.put(self._record(call, rec))
-        except Exception:  # telemetry must never fail a request that already succeeded
-            log.exception("could not finish the trace of call %s", call.trace_id)
+        """The call is done: its root span ends now; naming and attributing it, counting
+        it and storing it happen in the writer's thread (nothing changes a closed call)."""
+        if rec is not None:
+            rec.finish()
+        self.writer.put(lambda: self._record(call, rec))
 
-    def _record(self, call: Any, rec: Recorder) -> TraceRecord:
-        rec.finish()
+    def _record(self, call: Any, rec: Recorder | None) -> TraceRecord | None:
+        self.metrics.finished(call)
+        if rec is None:
+            return None
         root = rec.root
         model = request_model(call)
         if model is not None:

@@ -73,6 +73,10 @@ def worker_exited(pid: int) -> None:
 class Metrics:
     def __init__(self) -> None:
         self.enabled = True  # telemetry.enabled: false counts nothing
+        # Where counting runs: at once by default; the gateway hands it to the trace
+        # writer's thread (off the request path), and flushes that before a scrape.
+        self.defer: Callable[[Callable[[], None]], None] = lambda work: work()
+        self.before_render: Callable[[], object] = lambda: None
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -194,6 +198,9 @@ class Metrics:
     # -- scraping ----------------------------------------------------------------------
 
     def render(self) -> bytes:
+        """The exposition text (blocks while counts queued before it land: call it from a
+        thread, not the event loop)."""
+        self.before_render()
         if multiprocess():
             from prometheus_client import multiprocess as mp
 
@@ -219,7 +226,8 @@ class MeteredLedger:
     async def record(self, row: LedgerRow) -> None:
         await self.inner.record(row)
         if self.metrics.enabled:
-            self.metrics.row(row, self._kind(row.provider) if row.provider else None)
+            kind = self._kind(row.provider) if row.provider else None
+            self.metrics.defer(lambda: self.metrics.row(row, kind))
 
     async def record_alert(
         self, ts: float, scope: str, period: str, amount: Decimal, trace_id: str

@@ -83,7 +83,7 @@ class TraceWriter:
         # A deque, not a Queue: an append takes no lock and wakes no thread. Measured: a
         # writer woken per trace wrote batches of one, and its commits and GIL hand-offs
         # more than doubled the server's CPU per request under load.
-        self._pending: deque[TraceRecord] = deque()
+        self._pending: deque[TraceRecord | Callable[[], TraceRecord | None]] = deque()
         self._wake = threading.Event()
         self._written = threading.Condition()
         self._puts = self._done = 0
@@ -92,7 +92,9 @@ class TraceWriter:
         self._thread = threading.Thread(target=self._run, name="bounded-traces", daemon=True)
         self._thread.start()
 
-    def put(self, record: TraceRecord) -> None:
+    def put(self, record: TraceRecord | Callable[[], TraceRecord | None]) -> None:
+        """Queue a trace, or work that makes one (or None) in the writer's thread: the
+        request path only appends, the writer does the rest (attributes, metrics, SQL)."""
         if len(self._pending) >= MAX_QUEUE:
             self.dropped += 1
             if self.dropped % 1000 == 1:
@@ -122,12 +124,18 @@ class TraceWriter:
                 closing = self._closing
                 while self._pending:
                     batch: list[TraceRecord] = []
+                    taken = 0
                     while self._pending and len(batch) < BATCH:
-                        batch.append(self._pending.popleft())
-                    db = db or self._open()
-                    self._write(db, batch)
+                        item = self._pending.popleft()
+                        taken += 1
+                        record = item if isinstance(item, TraceRecord) else _made(item)
+                        if record is not None:
+                            batch.append(record)
+                    if batch:
+                        db = db or self._open()
+                        self._write(db, batch)
                     with self._written:
-                        self._done += len(batch)
+                        self._done += taken
                         self._written.notify_all()
                 with self._written:
                     self._written.notify_all()
@@ -175,6 +183,14 @@ class TraceWriter:
             completion,
             r.text_expires_at,
         )
+
+
+def _made(work: Callable[[], TraceRecord | None]) -> TraceRecord | None:
+    try:
+        return work()
+    except Exception:
+        log.exception("could not finish a trace")
+        return None
 
 
 def _add_self_times(spans: list[Span]) -> None:
