@@ -217,3 +217,36 @@ def test_high_risk_features_store_no_text_and_sampling_skips_traces(
         missing = _trace(url, raw.headers["x-bounded-trace-id"])
     assert raw.status_code == 200
     assert missing.status_code == 404
+
+
+def test_a_repair_is_another_pass_under_the_validate_span(
+    gateway_factory: Any, upstream: FaultyUpstream
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"days": {"type": "integer"}},
+        "required": ["days"],
+    }
+    data = config(upstream.base_url)
+    data["features"]["support"] = {
+        **data["features"]["support"],
+        "route": {"targets": ["m"]},
+        "output": {"schema": schema, "on_fail": "repair"},
+    }
+    upstream.script("m", ok("five days"), ok('{"days": 5}'))
+    with gateway_factory(data) as (url, gateway):
+        raw = _client(url).chat.completions.with_raw_response.create(
+            model="support", messages=[{"role": "user", "content": "refund days?"}]
+        )
+        assert raw.headers["x-bounded-validation"] == "repaired"
+        assert gateway.telemetry.flush()
+        body = _trace(url, raw.headers["x-bounded-trace-id"]).json()
+    spans = body["spans"]
+    (validate,) = [s for s in spans if s["name"] == "validate"]
+    passes = [s for s in spans if s["name"] == "settle"]
+    assert len(passes) == 2
+    assert all(p["parent_span_id"] == validate["span_id"] for p in passes)
+    assert len([s for s in spans if s["kind"] == "client"]) == 2
+    root = next(s for s in spans if s["parent_span_id"] is None)
+    assert root["attributes"]["bounded.validation"] == "repaired"
+    assert root["attributes"]["bounded.passes"] == 2
