@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bounded.errors import InvalidRequest
 from bounded.gateway.call import Call, Next, Reply
 from bounded.prompts.cache import PromptCache
 from bounded.prompts.store import PromptVersion
@@ -35,6 +36,11 @@ class RenderPrompt:
     async def __call__(self, call: Call, next: Next) -> Reply:
         upstream = call.upstream
         extras = upstream.pop("bounded", None)
+        pinned = extras.get("prompt_version") if isinstance(extras, dict) else None
+        if pinned is not None and call.principal.admin:
+            # An eval of a candidate (`bounded eval run --prompt-version V`): admin keys
+            # only, so product traffic cannot pick an unreleased prompt.
+            call.prompt_version = _number(pinned)
         prompts = self._prompts()
         if call.target.feature is None or prompts is None:
             return await next(call)
@@ -54,3 +60,13 @@ class RenderPrompt:
         call.prompt_version = version.version
         call.headers[HEADER] = version.id
         return await next(call)
+
+
+def _number(value: object) -> int:
+    text = str(value).rsplit("@", 1)[-1].lstrip("v")
+    if isinstance(value, bool) or not text.isdigit():
+        raise InvalidRequest(
+            f"bounded.prompt_version must be a version number, not {value!r}",
+            param="bounded.prompt_version",
+        )
+    return int(text)
