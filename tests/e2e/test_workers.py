@@ -13,10 +13,10 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -27,8 +27,9 @@ from starlette.responses import Response
 
 from bounded.store.db import Database
 from tests.e2e.server import ADMIN_KEY, BoundedServer, free_port, write_config
-from tests.standins.faulty_upstream import FaultyUpstream
+from tests.standins.faulty_upstream import FaultyUpstream, status
 
+T = TypeVar("T")
 MAX_TOKENS = 2
 COST = Decimal("0.002")  # MAX_TOKENS output tokens at $1000 per million
 FITS = 50
@@ -71,7 +72,10 @@ def config(base_url: str, **server: Any) -> dict[str, Any]:
         "models": {
             "m": {"provider": "standin", "model": "m", "price": PRICE},
             "slow": {"provider": "standin", "model": "slow", "price": PRICE},
+            "broken": {"provider": "standin", "model": "broken", "price": PRICE},
         },
+        # Opens after 4 calls with half failing; stays open for the rest of the module.
+        "breaker": {"window": 4, "min_calls": 4, "failure_rate": 0.5, "cooldown_s": 600},
         "features": {
             "capped": {
                 "owner": "billing",
@@ -80,6 +84,7 @@ def config(base_url: str, **server: Any) -> dict[str, Any]:
             },
             "limited": {"owner": "search", "route": {"targets": ["m"]}, "rate_limit": {"rpm": RPM}},
             "open": {"owner": "search", "route": {"targets": ["m"]}},
+            "fragile": {"owner": "search", "route": {"targets": ["broken"]}},
             "held": {
                 "owner": "billing",
                 "route": {"targets": ["slow"]},
@@ -93,6 +98,7 @@ def config(base_url: str, **server: Any) -> dict[str, Any]:
 def upstream(standin: FaultyUpstream) -> FaultyUpstream:
     standin.forget().always("m", priced())
     standin.always("slow", priced())
+    standin.always("broken", status(500))
     return standin
 
 
@@ -179,6 +185,18 @@ async def burst(
     return list(await asyncio.gather(*(http.post(url, json=body(feature)) for _ in range(n))))
 
 
+async def watched(server: BoundedServer, load: Coroutine[Any, Any, T]) -> tuple[T, dict[int, int]]:
+    """Run ``load``; meanwhile, the most connections each worker held at once. (Sampled
+    during the load: an idle keep-alive connection is closed by the server after 5 s.)"""
+    task = asyncio.ensure_future(load)
+    most: dict[int, int] = {}
+    while not task.done():
+        for pid in serving(server):
+            most[pid] = max(most.get(pid, 0), established(pid, server.port))
+        await asyncio.wait([task], timeout=0.02)
+    return task.result(), most
+
+
 def ledger(server: BoundedServer) -> Database:
     return Database.open(f"sqlite:///{server.store_dir / 'bounded.db'}", migrate=False)
 
@@ -187,11 +205,9 @@ async def test_200_concurrent_requests_cannot_overspend_a_budget_that_fits_50_wi
     server: BoundedServer,
 ) -> None:
     async with client() as http:
-        responses = await burst(http, server, "capped", 200)
-        # While the 200 connections are open: both workers hold some of them.
-        spread = [established(pid, server.port) for pid in serving(server)]
+        responses, spread = await watched(server, burst(http, server, "capped", 200))
 
-    assert len(spread) == 2 and all(spread), spread
+    assert len(spread) == 2 and all(spread.values()), spread  # both workers took connections
     ok = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 429]
     assert len(ok) == FITS, {r.status_code for r in responses}
@@ -235,9 +251,9 @@ async def test_a_key_revoked_with_the_cli_is_refused_by_every_worker(
     assert created.returncode == 0, created.stderr
     key = next(word for word in created.stdout.split() if word.startswith("bnd_"))
     async with client(key) as http:
-        before = await burst(http, server, "open", 100)
+        before, spread = await watched(server, burst(http, server, "open", 100))
         assert {r.status_code for r in before} == {200}
-        assert all(established(pid, server.port) for pid in serving(server))
+        assert len(spread) == 2 and all(spread.values()), spread
         revoked = server.cli("keys", "revoke", "workers-ci")
         assert revoked.returncode == 0, revoked.stderr
         # The same 100 kept-alive connections, on both workers: every one is refused now.
@@ -252,12 +268,31 @@ async def test_a_config_edit_reaches_every_worker(server: BoundedServer) -> None
     deadline = time.monotonic() + 30
     while True:
         async with client() as http:  # fresh connections each round: both workers asked
-            responses = await burst(http, server, "added", 40)
+            responses, spread = await watched(server, burst(http, server, "added", 40))
             if {r.status_code for r in responses} == {200}:
-                assert all(established(pid, server.port) for pid in serving(server))
+                assert len(spread) == 2 and all(spread.values()), spread
                 return
         assert time.monotonic() < deadline, {r.status_code for r in responses}
         await asyncio.sleep(0.5)
+
+
+async def test_a_breaker_opened_on_one_worker_is_open_on_every_worker(
+    server: BoundedServer, upstream: FaultyUpstream
+) -> None:
+    url = f"{server.base_url}/chat/completions"
+    async with client(connections=1) as http:  # one connection: one worker sees the failures
+        for _ in range(4):
+            failed = await http.post(url, json=body("fragile"))
+            assert failed.status_code == 502, failed.text
+    calls = upstream.count("broken")
+    assert calls >= 4
+    async with client() as http:  # 100 connections, on both workers
+        responses, spread = await watched(server, burst(http, server, "fragile", 100))
+        assert len(spread) == 2 and all(spread.values()), spread
+    # Neither worker sent the deployment one more call: the breaker is open on both.
+    assert upstream.count("broken") == calls
+    assert {r.status_code for r in responses} == {502}
+    assert {r.json()["error"]["code"] for r in responses} == {"no_healthy_deployment"}
 
 
 async def test_killed_workers_are_replaced_and_their_budget_holds_come_back(

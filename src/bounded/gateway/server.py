@@ -36,6 +36,7 @@ def build_gateway(
     ledger: Ledger | None = None,
     dev_key: str | None = None,
     migrate: bool = True,
+    gateway_class: type[Gateway] = Gateway,
 ) -> tuple[Gateway, str | None]:
     """The gateway of one process; a worker passes the owner's accountant and ledger."""
     db = Database.open(config.server.store, migrate=migrate)
@@ -43,7 +44,7 @@ def build_gateway(
         dev_key = None
     elif dev_key is None:
         dev_key = load_or_create_dev_key(state_dir(config))
-    gateway = Gateway(
+    gateway = gateway_class(
         config,
         db=db,
         accountant=accountant or _shared_accountant(config),

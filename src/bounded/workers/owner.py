@@ -32,6 +32,7 @@ from bounded.economics.ledger import LedgerRowRejected, LedgerUnavailable, SqlLe
 from bounded.economics.spend import spend_since
 from bounded.errors import BoundedError, TooManyRequests
 from bounded.store.db import Database
+from bounded.workers.breakers import BreakerHub
 from bounded.workers.wire import FrameError, FrameReader, decode_budgets, decode_rates, frame
 
 log = logging.getLogger("bounded.workers")
@@ -61,6 +62,13 @@ class Owner:
         self.ledger = SqlLedger(db) if ledger else None
         self.holds: dict[int, Hold] = {}
         self._next_hold = 0
+        self.connections: set[OwnerConnection] = set()
+        self.breakers = BreakerHub(self.broadcast)
+
+    def broadcast(self, message: list[Any]) -> None:
+        data = frame(message)
+        for connection in self.connections:
+            connection.write(data)
 
     async def serve(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -123,9 +131,13 @@ class OwnerConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.owner.connections.add(self)
+        for state in self.owner.breakers.states():  # a new worker learns what is open
+            self.send(state)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.owner.connections.discard(self)
         self.owner.release(self.owned)
 
     def data_received(self, data: bytes) -> None:
@@ -143,6 +155,9 @@ class OwnerConnection(asyncio.Protocol):
         op = message[0]
         if op == "s":
             self.owner.settle(self.owned, message[1], Decimal(message[2]), message[3])
+            return
+        if op == "b":
+            self.owner.breakers.event(message[1], message[2], message[3])
             return
         req = message[1]
         try:
@@ -176,8 +191,11 @@ class OwnerConnection(asyncio.Protocol):
         self.send(["ok", req])
 
     def send(self, message: list[Any]) -> None:
+        self.write(frame(message))
+
+    def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(frame(message))
+            self.transport.write(data)
 
 
 def _ack(req: int, done: asyncio.Future[None]) -> list[Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
@@ -58,6 +59,8 @@ class OwnerLink(asyncio.Protocol):
         self._reader = FrameReader()
         self._waiting: dict[int, asyncio.Future[list[Any]]] = {}
         self._next = 0
+        # Breaker states the owner sends, by deployment name (``breakers.SharedBreaker``).
+        self.on_breaker: Callable[[list[Any]], None] | None = None
 
     async def request(self, message: list[Any]) -> list[Any]:
         """``message`` with its id at index 1 (filled in here)."""
@@ -73,6 +76,21 @@ class OwnerLink(asyncio.Protocol):
         """No answer expected; ordered before every later request on this connection."""
         transport = self._transport or await self._connect()
         transport.write(frame(message))
+
+    def post(self, message: list[Any]) -> None:
+        """Send without waiting, from synchronous code (a breaker's verdict); connects
+        first if need be. Lost if the owner is away: it rebuilds its breakers from the
+        outcomes that follow."""
+        if self._transport is not None:
+            self._transport.write(frame(message))
+            return
+        task = asyncio.ensure_future(self.send(message))
+        task.add_done_callback(_ignore_failure)
+
+    async def connect(self) -> None:
+        """Connect now (at start-up): breaker states arrive before the first request."""
+        if self._transport is None:
+            await self._connect()
 
     async def _connect(self) -> asyncio.Transport:
         if self._connecting is None:
@@ -120,6 +138,10 @@ class OwnerLink(asyncio.Protocol):
                 self._transport.close()
             return
         for message in messages:
+            if message[0] == "B":
+                if self.on_breaker is not None:
+                    self.on_breaker(message)
+                continue
             done = self._waiting.pop(message[1], None)
             if done is None or done.done():
                 continue  # its request was cancelled
@@ -131,6 +153,11 @@ class OwnerLink(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+def _ignore_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("breaker event not delivered: %s", task.exception())
 
 
 def _error(message: list[Any]) -> BoundedError:

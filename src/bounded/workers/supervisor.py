@@ -204,9 +204,13 @@ def serve_workers(
     from bounded.gateway.server import banner, state_dir
     from bounded.store.migrate import upgrade
     from bounded.store.urls import dialect_of
+    from bounded.telemetry.store import trace_store_url
 
     store = config.server.store
-    upgrade(store)  # once, here: N processes migrating one file at once would race
+    # Once, here: N processes migrating one file at once race ("table already exists").
+    upgrade(store)
+    upgrade(trace_store_url(store))  # the traces' sibling SQLite file (the same database
+    # on PostgreSQL), which each worker's trace writer would otherwise create at once
     dev_key = load_or_create_dev_key(state_dir(config)) if config.server.dev_key else None
     held = hold_port(host, port)
     port = int(held.getsockname()[1])
