@@ -10,6 +10,7 @@ provider reports, which is what the ledger settles on. A model with its own toke
 
 from __future__ import annotations
 
+import functools
 import importlib.machinery
 import importlib.util
 import json
@@ -49,6 +50,7 @@ _load_lock = threading.Lock()
 _encoders: dict[str, Counter] = {}
 
 
+@functools.lru_cache(maxsize=4096)
 def encoding_for(model: str) -> str:
     """The encoding used to count ``model``'s tokens (exact or estimated, see module doc)."""
     name = model.strip().lower().rsplit("/", 1)[-1]

@@ -21,7 +21,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from bounded.config.schema import BoundedConfig, ModelConfig
+from bounded.config.schema import BoundedConfig, ModelConfig, Price
 from bounded.economics.accountant import Accountant
 from bounded.economics.ledger import Ledger, LedgerRow, to_e10, usage_fields
 from bounded.economics.prices import cost_usd, max_cost_usd, price_for
@@ -42,9 +42,33 @@ class Meter:
         self.accountant = accountant
         self.ledger = ledger
         self.counter = counter
+        # Per-config caches of what admission derives from the config alone.
+        self._cached_config: BoundedConfig | None = None
+        self._rules_cache: dict[
+            tuple[str, str | None], tuple[list[BudgetRule], list[RateRule]]
+        ] = {}
+        self._price_cache: dict[int, Price] = {}
 
     def rules(self, call: Call, config: BoundedConfig) -> tuple[list[BudgetRule], list[RateRule]]:
         budgets, rates = key_rules(call.principal.key_id, call.principal.limits)
+        shared = self._config_rules(call, config)
+        return budgets + shared[0], rates + shared[1]
+
+    def _config_rules(
+        self, call: Call, config: BoundedConfig
+    ) -> tuple[list[BudgetRule], list[RateRule]]:
+        """The feature's and the team's rules, built once per config (they only change
+        with it) instead of on every request."""
+        if config is not self._cached_config:
+            self._cached_config = config
+            self._rules_cache.clear()
+            self._price_cache.clear()
+        cache_key = (call.target.name, call.team)
+        found = self._rules_cache.get(cache_key)
+        if found is not None:
+            return found
+        budgets: list[BudgetRule] = []
+        rates: list[RateRule] = []
         feature = call.target.feature
         if feature is not None:
             budgets += budget_rules(f"feature:{call.target.name}", feature.budget)
@@ -53,7 +77,15 @@ class Meter:
         if team is not None:
             budgets += budget_rules(f"team:{call.team}", team.budget)
             rates += rate_rules(f"team:{call.team}", team.rate_limit)
+        self._rules_cache[cache_key] = (budgets, rates)
         return budgets, rates
+
+    def _price(self, model: ModelConfig) -> Price:
+        # By identity: the models of the cached config, which the cache keeps alive.
+        price = self._price_cache.get(id(model))
+        if price is None:
+            price = self._price_cache[id(model)] = price_for(model.model, model.price).price
+        return price
 
     # -- admission ---------------------------------------------------------------------
 
@@ -69,8 +101,7 @@ class Meter:
         if not budgets and not rates:
             return
         max_cost = max(
-            max_cost_usd(price_for(m.model, m.price).price, call.prompt_estimate, call.max_output)
-            for m in models
+            max_cost_usd(self._price(m), call.prompt_estimate, call.max_output) for m in models
         )
         call.hold = await self.accountant.reserve(
             budgets, rates, max_cost, call.prompt_estimate + call.max_output, call.ts
