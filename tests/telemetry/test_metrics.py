@@ -158,7 +158,9 @@ def test_metrics_match_the_ledger(
 
 
 _WORKER = """
-import sys
+import os, sys
+import prometheus_client  # imported before the folder is set, as a supervisor may have
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[2]
 from bounded.economics.ledger import LedgerRow
 from bounded.telemetry.metrics import Metrics
 m = Metrics()
@@ -177,9 +179,12 @@ print(Metrics().render().decode())
 
 def test_several_processes_are_summed(tmp_path: Path) -> None:
     """What --workers N needs: each worker writes its own files, a scrape sums them."""
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     for count in (3, 4):
-        subprocess.run([sys.executable, "-c", _WORKER, str(count)], env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-c", _WORKER, str(count), str(tmp_path)], env=env, check=True
+        )
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
     text = subprocess.run(
         [sys.executable, "-c", _SCRAPE], env=env, check=True, capture_output=True, text=True
     ).stdout

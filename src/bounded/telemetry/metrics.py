@@ -34,6 +34,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    values,
 )
 
 from bounded.economics.ledger import Ledger, LedgerRow
@@ -72,6 +73,10 @@ def worker_exited(pid: int) -> None:
 
 class Metrics:
     def __init__(self) -> None:
+        if multiprocess() and values.ValueClass is values.MutexValue:
+            # prometheus-client picks its value class when first imported; a supervisor that
+            # imported it before prepare_multiprocess forks workers with the in-memory one.
+            values.ValueClass = values.MultiProcessValue()
         self.enabled = True  # telemetry.enabled: false counts nothing
         # Where counting runs: at once by default; the gateway hands it to the trace
         # writer's thread (off the request path), and flushes that before a scrape.
