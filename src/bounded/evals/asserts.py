@@ -41,6 +41,13 @@ def parse_assert(
             line=at[1],
             hint="e.g. `- type: contains\\n  value: Paris`",
         )
+    if "transform" in item:
+        raise SuiteError(
+            "`transform` on an assertion is JavaScript, which bounded does not run",
+            file=at[0],
+            line=at[1],
+            hint="grade the raw output, or move the transform into a python assertion",
+        )
     written = str(item["type"])
     if written == "assert-set":
         children = parse_asserts(list(item.get("assert") or []), base, lines, at)

@@ -209,6 +209,14 @@ def _cases(test: dict[str, Any], default: dict[str, Any], base: Path, lines: Lin
     asserts = parse_asserts(_list(default.get("assert")), base, lines, where)
     asserts += parse_asserts(_list(test.get("assert")), base, lines, where)
     options = {**(default.get("options") or {}), **(test.get("options") or {})}
+    for js in ("transform", "postprocess"):
+        if js in options:
+            raise SuiteError(
+                f"options.{js} is JavaScript, which bounded does not run",
+                file=where[0],
+                line=where[1],
+                hint="grade the raw output, or do the transformation in a python assertion",
+            )
     metadata = {**(default.get("metadata") or {}), **(test.get("metadata") or {})}
     threshold = test.get("threshold", default.get("threshold"))
     cases = []
