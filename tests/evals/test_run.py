@@ -105,3 +105,24 @@ def test_reports_baseline_and_store(tmp_path: Path, upstream: Any) -> None:
     assert listed.exit_code == 0 and base.id in listed.output
     assert bounded("eval", "show", "ev_nope", "-c", str(config)).exit_code == 1
     db.close()
+
+
+def test_cost_limit_of_the_feature_gates_the_run(tmp_path: Path, upstream: Any) -> None:
+    # 8 cases at 10 prompt + 3-4 completion tokens, $1/M in and $2/M out: ~$0.00014 in all
+    features = {
+        "translate": {
+            "owner": "i18n",
+            "route": {"targets": ["gpt-4.1"]},
+            "eval": {"min_pass_rate": 0.0, "max_cost_usd": 0.0001},
+        }
+    }
+    config = bounded_yaml(tmp_path, upstream.base_url, features)
+    with env(PROMPTFOO_PASS_RATE_THRESHOLD=None):
+        over = bounded("eval", "run", str(SUITE), "-c", str(config), "--target", "translate")
+    assert over.exit_code == 100, over.output
+    assert "is over $0.000100" in over.output
+    features["translate"]["eval"]["max_cost_usd"] = 0.01
+    bounded_yaml(tmp_path, upstream.base_url, features)
+    with env(PROMPTFOO_PASS_RATE_THRESHOLD=None):
+        under = bounded("eval", "run", str(SUITE), "-c", str(config), "--target", "translate")
+    assert under.exit_code == 0, under.output
