@@ -228,3 +228,27 @@ def show(
         table.add_row(mark, escape(name), escape(c["provider"]["label"]), f"{c['score']:.2f}",
                       escape(str(reason)[:120]))  # fmt: skip
     out.print(table)
+
+
+@eval_app.command("add-from-trace")
+def add_from_trace(
+    trace_id: str = typer.Argument(..., metavar="TRACE_ID"),
+    suite: Path = typer.Option(..., "--suite", help="tests YAML (a list) or promptfoo config"),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Append a case made from a real request: its input, its answer as the reference,
+    and its feature's validators as assertions."""
+    from bounded.evals.errors import SuiteError
+    from bounded.evals.from_trace import append_case, case_from_trace
+
+    cfg = load(config)[1]
+    try:
+        case = case_from_trace(cfg, trace_id)
+        append_case(suite, case)
+    except SuiteError as exc:
+        _suite_error(exc)
+        raise typer.Exit(1) from None
+    kinds = ", ".join(a["type"] for a in case["assert"])
+    out.print(
+        f"[green]✓[/] appended {escape(case['description'])} to {escape(str(suite))} ({kinds})"
+    )
