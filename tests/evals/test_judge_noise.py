@@ -107,3 +107,19 @@ def test_judged_assertion_without_a_judge_is_an_error_that_says_so(
     assert result.exit_code == 100
     text = " ".join(result.output.split())
     assert "needs a judge model: set `evals.judge`" in text and "too weak to judge" in text
+
+
+def test_a_grader_named_in_the_suite_is_used(tmp_path: Path, upstream: Any) -> None:
+    config, suite = _setup(tmp_path, upstream)
+    data = yaml.safe_load(config.read_text())
+    del data["evals"]  # no run-wide judge: the suite names its own
+    config.write_text(yaml.safe_dump(data))
+    suite.write_text(
+        SUITE.replace(
+            "tests:", "defaultTest:\n  options: {provider: openai:chat:grader}\ntests:", 1
+        )
+    )
+    upstream.always("grader", judge("pass"))
+    result = _run(config, suite)
+    assert result.exit_code == 0, result.output
+    assert upstream.count("grader") == 2

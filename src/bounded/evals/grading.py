@@ -51,6 +51,10 @@ def _value(spec: AssertSpec, case: Case, base: Path) -> Any:
 async def grade_one(spec: AssertSpec, ctx_base: dict[str, Any]) -> Grade:
     if spec.type == "assert-set":
         return await grade_all(spec.children, spec.threshold, ctx_base)
+    named = spec.provider or ctx_base["case"].options.get("provider")
+    judge = ctx_base["judge"]
+    if named is not None and hasattr(judge, "using"):  # a grader named in the suite
+        ctx_base = {**ctx_base, "judge": judge.using(named)}
     ctx = Context(spec=spec, value=_value(spec, ctx_base["case"], ctx_base["base"]), **ctx_base)
     result = handler(spec.type)(ctx)
     grade = await result if inspect.isawaitable(result) else result

@@ -50,11 +50,20 @@ class CaseResult:
 class GatewayJudge:
     """A bounded model as the grader, called through the same gateway as the cases."""
 
-    def __init__(self, gateway: Gateway, model: str):
+    def __init__(self, gateway: Gateway, model: str | None):
         self.gateway = gateway
-        self.model = model
+        self.model = model  # None: no judge configured (judged assertions then err)
+
+    def using(self, provider: Any) -> GatewayJudge:
+        """The judge an assertion or test names (``provider: openai:chat:NAME``)."""
+        from bounded.evals.suite import provider_target
+
+        pid = provider.get("id") if isinstance(provider, dict) else provider
+        name = provider_target(pid) if isinstance(pid, str) else None
+        return GatewayJudge(self.gateway, name or (pid if isinstance(pid, str) else None))
 
     async def complete(self, msgs: list[dict[str, str]]) -> tuple[str, dict[str, int]]:
+        assert self.model is not None  # Context.need_judge checked
         out = await self.gateway.chat(self.model, msgs, {"temperature": 0})
         if out.error:
             raise RuntimeError(f"judge {self.model!r} failed: {out.error}")
@@ -112,7 +121,7 @@ async def run_suite(
     prompt_version: str | None = None,
     on_result: Callable[[CaseResult], None] | None = None,
 ) -> list[CaseResult]:
-    judge = GatewayJudge(gateway, judge_model) if gateway is not None and judge_model else None
+    judge = GatewayJudge(gateway, judge_model) if gateway is not None else None
     gate = asyncio.Semaphore(max(1, concurrency))
     jobs = [
         (pi, ti, prompt, provider, case)

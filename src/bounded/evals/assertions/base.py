@@ -71,7 +71,7 @@ class Context:
         return self.spec.inverse
 
     def need_judge(self) -> Judge:
-        if self.judge is None:
+        if self.judge is None or getattr(self.judge, "model", True) is None:
             raise Misconfigured(
                 f"{self.spec.type} needs a judge model: set `evals.judge` in bounded.yaml "
                 "or `provider:` on the assertion (the embedded SmolLM2-135M is too weak to judge)"
