@@ -118,3 +118,21 @@ def test_an_unreachable_webhook_is_marked_failed(db: Database, store_url: str) -
     check_drift(db, cfg, now=now)
     assert asyncio.run(deliver_pending(db, cfg.alerts, backoff_s=0.01)) == 0
     assert recent_alerts(db, now - 10)[0]["delivery"] == "failed"
+
+
+@pytest.mark.postgres
+def test_signals_and_alerts_on_postgresql(postgres_url: str) -> None:
+    db = Database.open(postgres_url)
+    try:
+        db.execute("DELETE FROM ledger")
+        db.execute("DELETE FROM drift_alerts")
+        now = time.time()
+        seed(db, now - 7 * HOUR, 6, 20)
+        seed(db, now - HOUR + 10, 1, 12, latency=400.0)
+        seed(db, now - HOUR + 30, 1, 8, latency=400.0, failed=True)
+        s = feature_signals(db, now - HOUR, now)["answer"]
+        assert (s.requests, s.latency_p95_ms) == (20, 400.0)
+        raised = {a.signal for a in check_drift(db, config(postgres_url), now=now)}
+        assert raised == {"latency_p95_ms", "validation_failure_rate"}
+    finally:
+        db.close()

@@ -20,7 +20,7 @@ PALETTE = ("#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#d
 Point = tuple[float, float | None]
 
 W, H = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 14, 30
+LEFT, RIGHT, TOP, BOTTOM = 64, 12, 14, 30
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,14 @@ def fmt(value: float, unit: str = "") -> str:
     return f"{value:.3g}{suffix}"
 
 
+def _tick(value: float, unit: str) -> str:
+    """Axis labels: as short as the value allows ($0.00006, not $0.000060)."""
+    text = fmt(value, unit)
+    if unit == "USD" and "." in text and abs(value) < 1:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
 def usd(value: float) -> str:
     """Dollars readable at any size: $1,234.56, $0.42, $0.0063, $0.000063 (no exponents)."""
     if value == 0:
@@ -69,17 +77,17 @@ def _time_label(ts: float, span: float) -> str:
 
 
 def _frame(
-    ticks: list[float], unit: str, x0: float, x1: float, label: str
+    ticks: list[float], unit: str, x0: float, x1: float, label: str, width: int = W
 ) -> tuple[list[str], float]:
     top = ticks[-1] or 1.0
     parts = [f"<title>{escape(label)}</title>"]
-    plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
+    plot_w, plot_h = width - LEFT - RIGHT, H - TOP - BOTTOM
     for t in ticks:
         y = TOP + plot_h - plot_h * t / top
         parts.append(
-            f'<line class="grid" x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(fmt(t, unit))}</text>"
+            f"{escape(_tick(t, unit))}</text>"
         )
     span = max(x1 - x0, 1.0)
     for i in range(5):
@@ -91,19 +99,20 @@ def _frame(
             f"{_time_label(ts, span)}</text>"
         )
     parts.append(
-        f'<line class="axis" x1="{LEFT}" x2="{W - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}"/>'
+        f'<line class="axis" x1="{LEFT}" x2="{width - RIGHT}"'
+        f' y1="{TOP + plot_h}" y2="{TOP + plot_h}"/>'
     )
     return parts, top
 
 
-def _wrap(parts: list[str], label: str, legend: list[tuple[str, str]]) -> str:
+def _wrap(parts: list[str], label: str, legend: list[tuple[str, str]], width: int = W) -> str:
     keys = "".join(
         f'<span class="key"><svg viewBox="0 0 10 10"><rect width="10" height="10" rx="2"'
         f' fill="{c}"/></svg>{escape(n)}</span>'
         for n, c in legend
     )
     svg = (
-        f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(label)}"'
+        f'<svg class="chart" viewBox="0 0 {width} {H}" role="img" aria-label="{escape(label)}"'
         f' preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">'
         + "".join(parts)
         + "</svg>"
@@ -112,14 +121,21 @@ def _wrap(parts: list[str], label: str, legend: list[tuple[str, str]]) -> str:
 
 
 def line_chart(
-    series: list[Series], *, unit: str = "", label: str = "", start: float, end: float
+    series: list[Series],
+    *,
+    unit: str = "",
+    label: str = "",
+    start: float,
+    end: float,
+    width: int = W,
 ) -> str:
+    """``width``: the drawing's own units; a narrow panel wants fewer, so text stays legible."""
     values = [v for s in series for _, v in s.points if v is not None]
     if not values:
         return _empty(label)
     ticks = nice_ticks(max(values))
-    parts, top = _frame(ticks, unit, start, end, label)
-    plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
+    parts, top = _frame(ticks, unit, start, end, label, width)
+    plot_w, plot_h = width - LEFT - RIGHT, H - TOP - BOTTOM
     span = max(end - start, 1.0)
     legend = []
     for i, s in enumerate(series):
@@ -142,7 +158,7 @@ def line_chart(
                     f'<polyline class="line" fill="none" stroke="{color}" points="{" ".join(run)}">'
                     f"<title>{escape(s.name)}</title></polyline>"
                 )
-    return _wrap(parts, label, legend)
+    return _wrap(parts, label, legend, width)
 
 
 def bar_chart(

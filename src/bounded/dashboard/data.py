@@ -19,7 +19,7 @@ from bounded.dashboard.charts import Series, bar_chart, line_chart, meter, spark
 from bounded.economics.periods import window
 from bounded.economics.rules import budget_rules
 from bounded.economics.spend import spend_since
-from bounded.governance.signals import Signals, bucket_sql, feature_signals, signal_series
+from bounded.governance.signals import Signals, bucket_sql, by_feature, grid, over_time
 from bounded.store.db import Database
 
 if TYPE_CHECKING:
@@ -36,6 +36,10 @@ class Window:
     start: float
     end: float
     bucket_s: float
+
+    @property
+    def bucket_name(self) -> str:
+        return {3600.0: "hour", 6 * 3600.0: "6 hours", 86400.0: "day"}.get(self.bucket_s, "bucket")
 
     @classmethod
     def of(cls, name: str | None, now: float | None = None) -> Window:
@@ -72,7 +76,7 @@ def _traffic_charts(series: list[tuple[float, Signals]], w: Window) -> dict[str,
     errors = [(ts, float(s.errors)) for ts, s in series]
     p95 = [(ts, s.latency_p95_ms) for ts, s in series]
     spend = [(ts, s.cost_usd) for ts, s in series]
-    common = {"start": w.start, "end": w.end}
+    common: dict[str, Any] = {"start": w.start, "end": w.end}
     return {
         "traffic": bar_chart(
             [Series("answered", ok, "#2563eb"), Series("errors", errors, "#dc2626")],
@@ -89,7 +93,8 @@ def _traffic_charts(series: list[tuple[float, Signals]], w: Window) -> dict[str,
 
 
 def overview(db: Database, config: BoundedConfig, w: Window) -> dict[str, Any]:
-    series = signal_series(db, None, w.start, w.end, w.bucket_s)
+    cells = grid(db, w.start, w.end, w.bucket_s)
+    series = over_time(cells, w.start, w.end, w.bucket_s)
     total = Signals()
     for _, s in series:
         total.requests += s.requests
@@ -98,7 +103,7 @@ def overview(db: Database, config: BoundedConfig, w: Window) -> dict[str, Any]:
         total.successes += s.successes
         total.failures += s.failures
         total.latencies += s.latencies
-    per_feature = feature_signals(db, w.start, w.end)
+    per_feature = by_feature(cells)
     features = [
         {
             "name": name,
@@ -173,10 +178,8 @@ def spend(db: Database, by: str, w: Window) -> dict[str, Any]:
     )
     wins = db.execute(
         f"SELECT c.{column} AS grp, {bucket_sql(db.dialect, w.bucket_s, w.start, 'c.ts')} AS b,"
-        " SUM(CASE WHEN o.outcome = 'success' THEN 1 ELSE 0 END) AS wins, COUNT(*) AS judged"
-        " FROM outcomes o JOIN ledger c ON c.trace_id = o.trace_id"
-        " WHERE c.ts >= ? AND c.ts < ? AND o.id = (SELECT MAX(o2.id) FROM outcomes o2"
-        f" WHERE o2.trace_id = o.trace_id) GROUP BY c.{column}, b",
+        " o.id AS oid, o.trace_id AS t, o.outcome AS outcome"
+        " FROM ledger c JOIN outcomes o ON o.trace_id = c.trace_id WHERE c.ts >= ? AND c.ts < ?",
         (w.start, w.end),
     )
     buckets = round((w.end - w.start) / w.bucket_s)
@@ -187,10 +190,15 @@ def spend(db: Database, by: str, w: Window) -> dict[str, Any]:
         g["requests"] += int(r["n"])
         g["errors"] += int(r["errors"] or 0)
         g["tokens"] += int(r["tin"] or 0) + int(r["tout"] or 0)
+    latest: dict[tuple[str, str, int], tuple[int, str]] = {}  # the latest outcome per trace
     for r in wins:
-        g = groups.setdefault(r["grp"] or "—", _group())
-        g["wins"][int(r["b"])] += int(r["wins"] or 0)
-        g["judged"] += int(r["judged"] or 0)
+        key = (str(r["t"]), r["grp"] or "—", int(r["b"]))
+        if key not in latest or int(r["oid"]) > latest[key][0]:
+            latest[key] = (int(r["oid"]), str(r["outcome"]))
+    for (_, name, b), (_, outcome) in latest.items():
+        g = groups.setdefault(name, _group())
+        g["wins"][b] += outcome == "success"
+        g["judged"] += 1
     ranked = sorted(groups.items(), key=lambda kv: -sum(kv[1]["cost"].values()))
     times = [w.start + i * w.bucket_s for i in range(buckets)]
     cost_series: list[Series] = []
@@ -224,7 +232,7 @@ def spend(db: Database, by: str, w: Window) -> dict[str, Any]:
                     ],
                 )
             )
-    common = {"start": w.start, "end": w.end}
+    common: dict[str, Any] = {"start": w.start, "end": w.end}
     return {
         "by": by if by in SPEND_GROUPS else "feature",
         "table": table,

@@ -63,7 +63,7 @@ def _environment() -> Environment:
         usd=lambda v: "—" if v is None else fmt(float(v), "USD"),
         pct=lambda v: "—" if v is None else f"{float(v) * 100:.1f}%",
         ms=lambda v: "—" if v is None else f"{float(v):,.0f} ms",
-        num=lambda v: "—" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:,.2f}",
+        num=_num,
         when=data.when,
         ago=data.ago,
         usd_e10=lambda v: fmt(data.usd(v or 0), "USD"),
@@ -229,7 +229,7 @@ class Dashboard:
         return self.render(request, "overview.html", active="overview", w=w, v=view)
 
     def spend(self, request: Request) -> Response:
-        w = data.Window.of(request.query_params.get("range") or "30d")
+        w = data.Window.of(request.query_params.get("range") or "7d")
         by = request.query_params.get("by", "feature")
         view = data.spend(self.db, by, w)
         return self.render(request, "spend.html", active="spend", w=w, v=view)
@@ -306,6 +306,15 @@ class Dashboard:
         return self.render(
             request, "audit.html", active="audit", rows=rows, action=action, actions=actions
         )
+
+
+def _num(value: float | None) -> str:
+    """Counts as integers; averages to one decimal below 100, none above."""
+    if value is None:
+        return "—"
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
 def _local(target: str) -> str:

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from bounded.dashboard.charts import Series, line_chart, sparkline
 from bounded.dashboard.data import Window, decode, usd
-from bounded.governance.alerts import ResolvedBand, bands
+from bounded.governance.alerts import ResolvedBand, bands, baseline_hours
 from bounded.governance.incidents import Incidents
 from bounded.governance.settings import SIGNALS
-from bounded.governance.signals import feature_signals, signal_series
+from bounded.governance.signals import by_feature, grid, over_time, signal_series
 from bounded.governance.tiers import feature_issues
 from bounded.store.db import Database
 
@@ -32,10 +32,14 @@ SIGNAL_UNITS = {
 
 def features(db: Database, config: BoundedConfig, w: Window) -> list[dict[str, Any]]:
     now = time.time()
-    current = feature_signals(db, w.start, w.end)
+    cells = grid(db, w.start, w.end, w.bucket_s)
+    current = by_feature(cells)
     series_by = {
-        name: signal_series(db, name, w.start, w.end, w.bucket_s) for name in config.features
-    }
+        name: over_time({k: v for k, v in cells.items() if k[0] == name}, w.start, w.end,
+                        w.bucket_s)
+        for name in config.features
+    }  # fmt: skip
+    hours = baseline_hours(db, config.alerts, now)
     open_by: dict[str, int] = {}
     for row in db.execute(
         "SELECT feature, COUNT(*) AS n FROM incidents WHERE status = 'open' GROUP BY feature"
@@ -50,7 +54,7 @@ def features(db: Database, config: BoundedConfig, w: Window) -> list[dict[str, A
     out = []
     for name, feature in config.features.items():
         s = current.get(name)
-        resolved = bands(db, name, feature, config.alerts, now)
+        resolved = bands(db, name, feature, config.alerts, now, hours)
         out_of_band = [
             sig
             for sig, band in resolved.items()
@@ -102,7 +106,9 @@ def feature_detail(db: Database, config: BoundedConfig, name: str, w: Window) ->
                 "signal": signal,
                 "title": title,
                 "band": band,
-                "svg": line_chart(lines, unit=unit, label=title, start=w.start, end=w.end),
+                "svg": line_chart(
+                    lines, unit=unit, label=title, start=w.start, end=w.end, width=420
+                ),
             }
         )
     return {

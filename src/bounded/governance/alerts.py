@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bounded.governance.settings import SIGNALS, AlertsConfig, Band
-from bounded.governance.signals import Signals, feature_signals, signal_series
+from bounded.governance.signals import Signals, feature_signals, grid
 from bounded.store.db import Database
 
 if TYPE_CHECKING:
@@ -64,10 +64,27 @@ class Alert:
         }
 
 
+def baseline_hours(
+    db: Database, settings: AlertsConfig, now: float, feature: str | None = None
+) -> dict[str, list[Signals]]:
+    """Every feature's (or one's) hourly signals over the baseline window, in one pass."""
+    end = now - settings.window_s
+    hours: dict[str, list[Signals]] = {}
+    for (name, _), s in grid(db, end - settings.baseline_s, end, 3600.0, feature).items():
+        hours.setdefault(name, []).append(s)
+    return hours
+
+
 def bands(
-    db: Database, name: str, feature: FeatureConfig, settings: AlertsConfig, now: float
+    db: Database,
+    name: str,
+    feature: FeatureConfig,
+    settings: AlertsConfig,
+    now: float,
+    hours: dict[str, list[Signals]] | None = None,
 ) -> dict[str, ResolvedBand]:
-    """Every signal's band for a feature: configured, or learned from the baseline."""
+    """Every signal's band for a feature: configured, or learned from the baseline
+    (``hours``: :func:`baseline_hours`, when judging many features at once)."""
     health = feature.health
     found: dict[str, ResolvedBand] = {}
     learn = health is None or health.learn
@@ -79,11 +96,11 @@ def bands(
         elif learn:
             missing.append(signal)
     if missing:
-        end = now - settings.window_s
-        series = signal_series(db, name, end - settings.baseline_s, end, 3600.0)
-        hours = [s for _, s in series if s.requests >= settings.min_samples]
+        if hours is None:
+            hours = baseline_hours(db, settings, now, name)
+        judged = [s for s in hours.get(name, []) if s.requests >= settings.min_samples]
         for signal in missing:
-            values = [v for v in (s.value(signal) for s in hours) if v is not None]
+            values = [v for v in (s.value(signal) for s in judged) if v is not None]
             if len(values) >= 3:
                 mean, spread = statistics.fmean(values), statistics.pstdev(values)
                 # A perfectly steady baseline still allows a little noise (1% of the mean).
@@ -111,12 +128,14 @@ def check_drift(db: Database, config: BoundedConfig, *, now: float | None = None
     settings = config.alerts
     start = now - settings.window_s
     current = feature_signals(db, start, now)
+    hours = baseline_hours(db, settings, now)
     raised: list[Alert] = []
     for name, feature in config.features.items():
         signals = current.get(name)
         if signals is None or signals.requests < settings.min_samples:
             continue
-        found = evaluate(name, signals, bands(db, name, feature, settings, now), start, now)
+        resolved = bands(db, name, feature, settings, now, hours)
+        found = evaluate(name, signals, resolved, start, now)
         for alert in found:
             if _recent(db, alert, now - settings.window_s):
                 continue

@@ -1,0 +1,208 @@
+"""How long the dashboard's pages take on the server with a big store.
+
+    .venv/bin/python bench/dashboard.py [--rows 1000000] [--traces 100000] [--days 30] [--n 5]
+
+Fills a SQLite store once (kept in build/bench-dashboard/, reused while the sizes match):
+``--rows`` ledger rows spread over ``--days`` days across 8 features, 4 teams and 5
+deployments, an outcome for every tenth request, and ``--traces`` traces of 12 spans each in
+the trace store. Then renders each page through the dashboard's own routes (in process, a
+signed-in session; HTML out) ``--n`` times and prints the median and the worst in ms.
+Target (issue 12): overview and a trace search under 300 ms server-side. The last line is
+one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FEATURES = [f"feature-{i}" for i in range(8)]
+TEAMS = ["support", "finance", "growth", "platform"]
+DEPLOYMENTS = ["gpt-4o-mini", "gpt-4o", "claude-haiku", "smollm2", "backup"]
+FOLDER = Path(__file__).parents[1] / "build" / "bench-dashboard"
+
+
+def config() -> dict[str, Any]:
+    return {
+        "providers": {"up": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+        "models": {d: {"provider": "up", "model": d} for d in DEPLOYMENTS},
+        "features": {
+            f: {
+                "owner": TEAMS[i % 4],
+                "team": TEAMS[i % 4],
+                "risk_tier": ("low", "medium", "high")[i % 3],
+                "route": {"targets": DEPLOYMENTS[: 1 + i % 3]},
+                "eval": {"min_pass_rate": 0.9},
+                "budget": {"amount_usd": 100, "period": "day"},
+            }
+            for i, f in enumerate(FEATURES)
+        },
+    }
+
+
+def fill(url: str, traces_url: str, rows: int, traces: int, days: int) -> None:
+    from bounded.economics.ledger import COLUMNS
+    from bounded.store.db import Database
+
+    db = Database.open(url)
+    rng = random.Random(7)
+    now = time.time()
+    span = days * 86400.0
+    insert = f"INSERT INTO ledger ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    batch: list[tuple[Any, ...]] = []
+    outcomes: list[tuple[Any, ...]] = []
+    for i in range(rows):
+        ts = now - span * (i / rows)
+        feature = rng.choice(FEATURES)
+        failed = rng.random() < 0.03
+        trace = f"{i:032x}"
+        values = {
+            "ts": ts, "trace_id": trace, "session_id": None, "key_id": "k1",
+            "team": TEAMS[FEATURES.index(feature) % 4], "feature": feature, "arm": "stable",
+            "provider": "up", "deployment": rng.choice(DEPLOYMENTS), "model": "m",
+            "input_tokens": rng.randint(50, 2000), "output_tokens": rng.randint(10, 400),
+            "cached_tokens": 0, "reasoning_tokens": 0, "cost_e10": rng.randint(10**5, 10**7),
+            "usage_source": "provider", "latency_ms": rng.lognormvariate(6, 0.5),
+            "ttft_ms": None, "status": 502 if failed else 200,
+            "error_class": "unavailable" if failed else None, "attempts": 1, "stream": False,
+            "operation": "chat", "flags": None,
+            "validation": "failed" if rng.random() < 0.02 else "passed",
+            "groundedness": None, "baseline_cost_e10": None,
+        }  # fmt: skip
+        batch.append(tuple(values.get(c) for c in COLUMNS))
+        if i % 10 == 0:
+            outcomes.append((ts + 1, trace, "success" if rng.random() < 0.8 else "failure"))
+        if len(batch) >= 50_000:
+            with db.transaction():
+                db.executemany(insert, batch)
+            batch.clear()
+    with db.transaction():
+        db.executemany(insert, batch)
+        db.executemany("INSERT INTO outcomes (ts, trace_id, outcome) VALUES (?, ?, ?)", outcomes)
+    tdb = db if traces_url == url else Database.open(traces_url)
+    spans: list[tuple[Any, ...]] = []
+    heads: list[dict[str, Any]] = []
+    for i in range(traces):
+        ts = now - span * (i / traces)
+        trace = f"{i:032x}"
+        start = int(ts * 1e9)
+        heads.append({
+            "trace_id": trace, "span_id": f"{i:012x}{0:04x}", "ts": ts, "duration_ms": 40.0,
+            "name": "chat " + FEATURES[i % 8], "feature": FEATURES[i % 8], "team": "support",
+            "model": "m", "deployment": DEPLOYMENTS[i % 5], "arm": "stable",
+            "status": "error" if i % 31 == 0 else "ok", "http_status": 200, "error_class": None,
+            "input_tokens": 100, "output_tokens": 20, "cost_e10": 10**6, "spans": 12,
+        })  # fmt: skip
+        for s in range(12):
+            parent = None if s == 0 else f"{i:012x}{0:04x}"
+            spans.append((trace, f"{i:012x}{s:04x}", parent, f"stage{s}",
+                          start + s * 10**6, start + (s + 2) * 10**6, "ok", "{}"))  # fmt: skip
+        if len(spans) >= 60_000:
+            _write_traces(tdb, heads, spans)
+    _write_traces(tdb, heads, spans)
+
+
+def _write_traces(db: Any, heads: list[dict[str, Any]], spans: list[tuple[Any, ...]]) -> None:
+    # The trace table's columns as the store has them (telemetry owns that schema).
+    if db.dialect == "sqlite":
+        columns = [r["name"] for r in db.execute("PRAGMA table_info(traces)")]
+    else:
+        columns = [
+            r["column_name"]
+            for r in db.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'traces'"
+            )
+        ]
+    with db.transaction():
+        db.executemany(
+            f"INSERT INTO traces ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [tuple(h.get(c) for c in columns) for h in heads],
+        )
+        db.executemany(
+            "INSERT INTO spans (trace_id, span_id, parent_id, name, start_ns, end_ns, status,"
+            " attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            spans,
+        )
+    heads.clear()
+    spans.clear()
+
+
+def traces_url_of(url: str) -> str:
+    try:
+        from bounded.telemetry.store import trace_store_url  # traces in a file of their own
+    except ImportError:
+        return url
+    return str(trace_store_url(url))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--traces", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--n", type=int, default=5)
+    args = parser.parse_args()
+
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from bounded.config.loader import parse_config
+    from bounded.dashboard.pages import Dashboard
+    from bounded.dashboard.session import COOKIE
+    from bounded.gateway.runtime import Runtime
+    from bounded.store.db import Database
+
+    folder = FOLDER / f"{args.rows}-{args.traces}-{args.days}"
+    url = f"sqlite:///{folder / 'bounded.db'}"
+    traces_url = traces_url_of(url)
+    if not (folder / "done").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.db*"):
+            old.unlink()
+        started = time.perf_counter()
+        fill(url, traces_url, args.rows, args.traces, args.days)
+        (folder / "done").write_text("")
+        print(f"filled in {time.perf_counter() - started:.0f} s: {folder}")
+    cfg = parse_config(yaml.safe_dump({**config(), "server": {"store": url}}), env={})
+    runtime = Runtime.build(cfg)
+    db = Database.open(url, migrate=False)
+    dashboard = Dashboard(
+        db, runtime=lambda: runtime, authenticate=lambda *_: None,  # type: ignore[arg-type,return-value]
+        admin_key="bench", traces_url=traces_url,
+    )  # fmt: skip
+    client = TestClient(Starlette(routes=[dashboard.mount()]))
+    client.cookies.set(COOKIE, dashboard.sessions.issue("admin"))
+    pages = {
+        "overview": "/ui/",
+        "trace search (feature, 24h)": "/ui/traces?feature=feature-3",
+        "trace search (errors, 7d)": "/ui/traces?status=error&range=7d",
+        "trace search (id prefix)": "/ui/traces?q=00000000000000000000000000001&range=30d",
+        "trace waterfall": f"/ui/traces/{1234:032x}",
+        "spend (30d, by feature)": "/ui/spend?by=feature&range=30d",
+        "features (24h)": "/ui/features",
+        "feature detail (24h)": "/ui/features/feature-2",
+        "deployments (24h)": "/ui/deployments",
+    }
+    results: dict[str, dict[str, float]] = {}
+    print(f"{args.rows:,} ledger rows over {args.days} days, {args.traces:,} traces, SQLite")
+    for name, path in pages.items():
+        times = []
+        for _ in range(args.n):
+            t0 = time.perf_counter()
+            response = client.get(path)
+            times.append((time.perf_counter() - t0) * 1000)
+            assert response.status_code == 200, (path, response.status_code)
+        results[name] = {"median_ms": statistics.median(times), "max_ms": max(times)}
+        print(f"  {name:32s} median {statistics.median(times):7.1f} ms   max {max(times):7.1f} ms")
+    print(json.dumps({"rows": args.rows, "traces": args.traces, "pages": results}))
+
+
+if __name__ == "__main__":
+    main()
