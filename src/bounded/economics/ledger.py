@@ -48,6 +48,7 @@ Values = Sequence[object]
 # ix_ledger_team_ts, ...): 256 characters are at most 1 KiB of UTF-8.
 MAX_TRACE_ID_CHARS = 64  # ledger.trace_id and budget_alerts.trace_id are VARCHAR(64)
 MAX_KEY_ID_CHARS = 32  # ledger.key_id is VARCHAR(32)
+MAX_RELEASE_ID_CHARS = 32  # ledger.release_id is VARCHAR(32)
 MAX_SESSION_CHARS = 256  # the client's x-bounded-session, indexed
 MAX_NAME_CHARS = 256  # team, feature, arm, provider, deployment, model, usage_source, error_class
 MAX_SCOPE_CHARS = MAX_NAME_CHARS + 16  # a budget alert's scope: "feature:" + a name
@@ -59,6 +60,7 @@ TEXT_LIMITS: dict[str, int] = {
     "trace_id": MAX_TRACE_ID_CHARS,
     "session_id": MAX_SESSION_CHARS,
     "key_id": MAX_KEY_ID_CHARS,
+    "release_id": MAX_RELEASE_ID_CHARS,
     **dict.fromkeys(
         (
             "team",
@@ -153,6 +155,8 @@ class LedgerRow:
     # The prompt version the request was rendered with (bounded.prompts): its number, or
     # null for a feature without a prompt and for a model called directly.
     prompt_version: str | None = None
+    # The release (bounded.releases) whose arm served it, stable arm included; null outside one.
+    release_id: str | None = None
 
     @property
     def cost_usd(self) -> Decimal:

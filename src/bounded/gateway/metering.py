@@ -302,6 +302,7 @@ def _row(call: Call, model: ModelConfig | None, usage: Usage) -> LedgerRow:
         groundedness=call.groundedness,
         baseline_cost_e10=None if call.baseline_cost is None else to_e10(call.baseline_cost),
         prompt_version=None if call.prompt_version is None else str(call.prompt_version),
+        release_id=call.release_id,
         **usage_fields(usage),
     )
 

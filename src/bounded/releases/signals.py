@@ -7,14 +7,13 @@ if any row is flagged ``output_guard``; its latency and cost are the sums over i
 Its outcome is the latest ``POST /v1/outcomes`` for its trace id. In a shadow release the
 user only ever saw the stable answer, so outcomes are read for canaries only.
 
-The control arm is ``stable`` rows of the feature since the release started; the treated
-arm is ``canary`` or ``shadow`` rows. A feature runs one release at a time, so the time
-range is the release.
+Every row served while a release runs carries its id (``ledger.release_id``, set by the
+release stage on both arms): the control arm is its ``stable`` rows, the treated arm its
+``canary`` or ``shadow`` rows.
 """
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +37,10 @@ class _Acc:
 def read_arms(db: Database, release: Release) -> tuple[list[Sample], list[Sample]]:
     """(stable, candidate) samples of ``release`` so far."""
     treated = release.mode  # canary | shadow: the arm the candidate's rows carry
-    end = release.ended_at if release.ended_at is not None else time.time() + 3600
     rows = db.execute(
         "SELECT trace_id, arm, status, validation, flags, latency_ms, cost_e10 FROM ledger"
-        " WHERE feature = ? AND ts >= ? AND ts <= ? AND operation = 'chat'"
-        " AND arm IN ('stable', ?)",
-        (release.feature, release.started_at, end, treated),
+        " WHERE release_id = ? AND operation = 'chat' AND arm IN ('stable', ?)",
+        (release.id, treated),
     )
     requests: dict[tuple[str, str], _Acc] = defaultdict(_Acc)
     for row in rows:
@@ -53,7 +50,7 @@ def read_arms(db: Database, release: Release) -> tuple[list[Sample], list[Sample
         acc.guard_hit = acc.guard_hit or "output_guard" in (row["flags"] or "")
         acc.latency_ms += float(row["latency_ms"])
         acc.cost_e10 += int(row["cost_e10"])
-    outcomes = _outcomes(db, release, end) if release.mode == "canary" else {}
+    outcomes = _outcomes(db, release) if release.mode == "canary" else {}
     stable: list[Sample] = []
     candidate: list[Sample] = []
     for (arm, trace_id), acc in requests.items():
@@ -69,22 +66,19 @@ def read_arms(db: Database, release: Release) -> tuple[list[Sample], list[Sample
     return stable, candidate
 
 
-def _outcomes(db: Database, release: Release, end: float) -> dict[str, bool]:
+def _outcomes(db: Database, release: Release) -> dict[str, bool]:
     rows: list[Any] = db.execute(
         "SELECT o.trace_id, o.outcome FROM outcomes o WHERE o.trace_id IN"
-        " (SELECT trace_id FROM ledger WHERE feature = ? AND ts >= ? AND ts <= ?)"
-        " ORDER BY o.id",
-        (release.feature, release.started_at, end),
+        " (SELECT trace_id FROM ledger WHERE release_id = ?) ORDER BY o.id",
+        (release.id,),
     )
     return {r["trace_id"]: r["outcome"] == "success" for r in rows}  # the latest wins
 
 
 def cost_by_arm(db: Database, release: Release) -> dict[str, float]:
-    """USD spent per arm since the release started (a shadow's is the release's own cost)."""
-    end = release.ended_at if release.ended_at is not None else time.time() + 3600
+    """USD spent per arm during the release (a shadow's is the release's own cost)."""
     rows = db.execute(
-        "SELECT arm, SUM(cost_e10) AS cost FROM ledger WHERE feature = ? AND ts >= ?"
-        " AND ts <= ? GROUP BY arm",
-        (release.feature, release.started_at, end),
+        "SELECT arm, SUM(cost_e10) AS cost FROM ledger WHERE release_id = ? GROUP BY arm",
+        (release.id,),
     )
     return {r["arm"]: int(r["cost"] or 0) / E10 for r in rows}
