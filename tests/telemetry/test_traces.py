@@ -250,3 +250,28 @@ def test_a_repair_is_another_pass_under_the_validate_span(
     root = next(s for s in spans if s["parent_span_id"] is None)
     assert root["attributes"]["bounded.validation"] == "repaired"
     assert root["attributes"]["bounded.passes"] == 2
+
+
+def test_an_answer_that_never_validates_is_an_error_trace(
+    gateway_factory: Any, upstream: FaultyUpstream
+) -> None:
+    # Each pass is a fork with its own ledger row; the trace must still say what the
+    # client got (422), not the root call's untouched 200.
+    data = config(upstream.base_url)
+    data["features"]["support"] = {
+        **data["features"]["support"],
+        "route": {"targets": ["m"]},
+        "output": {"schema": {"type": "object", "required": ["days"]}, "max_repairs": 1},
+    }
+    upstream.always("m", ok("five days"))
+    with gateway_factory(data) as (url, gateway):
+        with pytest.raises(openai.UnprocessableEntityError) as failed:
+            _client(url).chat.completions.create(
+                model="support", messages=[{"role": "user", "content": "refund days?"}]
+            )
+        trace_id = failed.value.response.headers["x-bounded-trace-id"]
+        assert gateway.telemetry.flush()
+        found = httpx.get(f"{url}/v1/traces", headers=AUTH, params={"status": "error"}).json()
+    (row,) = [r for r in found["data"] if r["trace_id"] == trace_id]
+    assert row["http_status"] == 422
+    assert row["error_class"] == "output_invalid"

@@ -70,15 +70,18 @@ class Telemetry:
         if model is not None:
             root.name = f"{root.name} {model}"
         root.attributes = root_attributes(call, rec.passes, rec.reply)
-        status = call.status if call.recorded else rec.reply.get("status", call.status)
+        # What the client got: the error the first stage raised, unless the ledger row
+        # says better (499 for a client gone). A failed pass of a repair or escalation
+        # is a fork whose row holds its status, so the root call may still say 200.
+        raised = rec.reply.get("status")
+        status = call.status if raised is None or (call.recorded and call.status >= 400) else raised
         root.attributes["http.response.status_code"] = status
         if status >= 400 or call.error_class:
             root.status = "error"
-        error = call.error_class or (
-            next((s.attributes.get("error.type") for s in rec.spans if s.status == "error"), None)
-            if root.status == "error"
-            else None
-        )
+        error = None
+        if root.status == "error":
+            error = call.error_class if raised is None or call.status >= 400 else None
+            error = error or rec.reply.get("error") or _first_error(rec)
         if error is not None:
             root.attributes["error.type"] = error
         attrs = root.attributes
@@ -116,6 +119,13 @@ class Telemetry:
         self.writer.close()
         if self.export is not None:
             self.export.shutdown()
+
+
+def _first_error(rec: Recorder) -> str | None:
+    return next(
+        (e for s in rec.spans if s.status == "error" and (e := s.attributes.get("error.type"))),
+        None,
+    )
 
 
 def _prompt_text(call: Any) -> str | None:

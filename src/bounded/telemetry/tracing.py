@@ -81,6 +81,7 @@ class Traced:
             span.attributes["error.type"] = error_type(exc)
             if self._first:
                 rec.reply["status"] = getattr(exc, "status", 500)
+                rec.reply["error"] = span.attributes["error.type"]
                 self._refused(call, exc)
             raise
         finally:
