@@ -40,7 +40,7 @@ def serve(
     ),
 ) -> None:
     """Serve the OpenAI-compatible gateway."""
-    from bounded.gateway.server import serve as run
+    from bounded.gateway.entry import serve as run
 
     path, _ = load(config)  # fail with the friendly listing before anything starts
     count = _workers(workers)

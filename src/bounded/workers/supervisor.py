@@ -37,6 +37,7 @@ from pathlib import Path
 from types import FrameType
 
 from bounded.config.schema import BoundedConfig
+from bounded.workers.plan import Plan
 
 # A worker that keeps dying right after it starts (this many times within the window) is
 # not restarted again: the supervisor stops everything and exits 1, with the log above.
@@ -51,18 +52,6 @@ def resolve_workers(value: int | str | None, config: BoundedConfig) -> int:
     if chosen == "auto":
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     return int(chosen)
-
-
-@dataclass
-class Plan:
-    config_path: Path
-    host: str
-    port: int
-    workers: int
-    owner_socket: str | None  # None: Redis and PostgreSQL hold everything
-    owner_accountant: bool
-    owner_ledger: bool
-    dev_key: str | None
 
 
 @dataclass
@@ -202,22 +191,11 @@ def hold_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def worker_socket(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-
-
 def serve_workers(
     config_path: Path, config: BoundedConfig, host: str, port: int, workers: int
 ) -> int:
     from bounded.gateway.auth import load_or_create_dev_key
-    from bounded.gateway.server import banner, state_dir
+    from bounded.gateway.banner import banner, state_dir
     from bounded.store.migrate import upgrade
     from bounded.store.urls import dialect_of
     from bounded.telemetry.store import trace_store_url

@@ -20,11 +20,11 @@ from bounded.errors import BoundedError
 from bounded.gateway.app import Gateway
 from bounded.gateway.server import build_gateway, run_uvicorn
 from bounded.workers.breakers import BreakerShare
+from bounded.workers.plan import worker_socket
 from bounded.workers.remote import OwnerLink, RemoteAccountant, RemoteLedger
-from bounded.workers.supervisor import worker_socket
 
 if TYPE_CHECKING:
-    from bounded.workers.supervisor import Plan
+    from bounded.workers.plan import Plan
 
 log = logging.getLogger("bounded.workers")
 
