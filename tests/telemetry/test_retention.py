@@ -51,15 +51,19 @@ def test_text_goes_after_its_period_and_metrics_stay(
         assert gateway.telemetry.flush()
         before = _text(url, ids["brief"])
         assert [t["completion"] for t in before] == ["kept for a moment"]
-        deadline = time.monotonic() + 30
-        while _text(url, ids["brief"]) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        # Read from the table itself, not only through the API (which hides expired text).
+        # Read from the table itself, not only through the API (which hides expired text
+        # before the job has deleted it): wait until the job has.
         traces = Database.open(trace_store_url(store_url), migrate=False)
         try:
-            stored = traces.execute("SELECT trace_id FROM trace_texts")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                stored = traces.execute("SELECT trace_id FROM trace_texts")
+                if ids["brief"] not in [r["trace_id"] for r in stored]:
+                    break
+                time.sleep(0.2)
         finally:
             traces.close()
+        assert _text(url, ids["brief"]) == []
         after = httpx.get(f"{url}/v1/traces/{ids['brief']}", headers=AUTH).json()
         metrics = httpx.get(f"{url}/metrics", headers=AUTH).text
     assert [r["trace_id"] for r in stored] == [ids["long"]]
