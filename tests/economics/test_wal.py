@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from bounded.economics.ledger import Checkpointer
+from bounded.economics.checkpoint import Checkpointer
 from bounded.store.db import Database
 
 
