@@ -80,7 +80,9 @@ def endpoints(procs: go.Processes, args: argparse.Namespace) -> list[go.Endpoint
     econ = {"model": go.FEATURE, "api_key": go.ADMIN_KEY}
     out = [go.Endpoint("direct", "direct", None, health_path="/health")]
     for n in args.workers:
-        server = {"server": {"workers": n}}
+        server: dict[str, Any] = {"server": {"workers": n}}
+        if args.no_telemetry:
+            server["telemetry"] = {"enabled": False}
         out.append(
             go.Endpoint(
                 f"bounded_w{n}",
@@ -262,6 +264,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=500, help="sequential, per endpoint")
     p.add_argument("--start-timeout", type=float, default=90.0)
     p.add_argument("--skip-litellm", action="store_true")
+    p.add_argument(
+        "--no-telemetry",
+        action="store_true",
+        help="every bounded with telemetry.enabled: false (what scaling is without traces)",
+    )
     p.add_argument("--keep-logs", action="store_true")
     return p.parse_args(argv)
 

@@ -33,7 +33,14 @@ from bounded.economics.spend import spend_since
 from bounded.errors import BoundedError, TooManyRequests
 from bounded.store.db import Database
 from bounded.workers.breakers import BreakerHub
-from bounded.workers.wire import FrameError, FrameReader, decode_budgets, decode_rates, frame
+from bounded.workers.wire import (
+    FrameError,
+    FrameReader,
+    Outbox,
+    decode_budgets,
+    decode_rates,
+    frame,
+)
 
 log = logging.getLogger("bounded.workers")
 
@@ -128,15 +135,18 @@ class OwnerConnection(asyncio.Protocol):
         self.reader = FrameReader()
         self.owned: set[int] = set()
         self.transport: asyncio.Transport | None = None
+        self.outbox = Outbox()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.outbox.transport = self.transport
         self.owner.connections.add(self)
         for state in self.owner.breakers.states():  # a new worker learns what is open
             self.send(state)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.outbox.drop()
         self.owner.connections.discard(self)
         self.owner.release(self.owned)
 
@@ -195,7 +205,7 @@ class OwnerConnection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+            self.outbox.put(data)
 
 
 def _ack(req: int, done: asyncio.Future[None]) -> list[Any]:

@@ -33,7 +33,14 @@ from bounded.economics.ledger import (
 )
 from bounded.economics.rules import BudgetRule, RateRule
 from bounded.errors import BoundedError, TooManyRequests
-from bounded.workers.wire import FrameError, FrameReader, encode_budgets, encode_rates, frame
+from bounded.workers.wire import (
+    FrameError,
+    FrameReader,
+    Outbox,
+    encode_budgets,
+    encode_rates,
+    frame,
+)
 
 log = logging.getLogger("bounded.workers")
 
@@ -55,6 +62,7 @@ class OwnerLink(asyncio.Protocol):
     def __init__(self, path: str):
         self.path = path
         self._transport: asyncio.Transport | None = None
+        self._outbox = Outbox()
         self._connecting: asyncio.Future[None] | None = None
         self._reader = FrameReader()
         self._waiting: dict[int, asyncio.Future[list[Any]]] = {}
@@ -64,25 +72,27 @@ class OwnerLink(asyncio.Protocol):
 
     async def request(self, message: list[Any]) -> list[Any]:
         """``message`` with its id at index 1 (filled in here)."""
-        transport = self._transport or await self._connect()
+        if self._transport is None:
+            await self._connect()
         self._next += 1
         req = message[1] = self._next
         done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._waiting[req] = done
-        transport.write(frame(message))
+        self._outbox.put(frame(message))
         return await done
 
     async def send(self, message: list[Any]) -> None:
         """No answer expected; ordered before every later request on this connection."""
-        transport = self._transport or await self._connect()
-        transport.write(frame(message))
+        if self._transport is None:
+            await self._connect()
+        self._outbox.put(frame(message))
 
     def post(self, message: list[Any]) -> None:
         """Send without waiting, from synchronous code (a breaker's verdict); connects
         first if need be. Lost if the owner is away: it rebuilds its breakers from the
         outcomes that follow."""
         if self._transport is not None:
-            self._transport.write(frame(message))
+            self._outbox.put(frame(message))
             return
         task = asyncio.ensure_future(self.send(message))
         task.add_done_callback(_ignore_failure)
@@ -118,9 +128,11 @@ class OwnerLink(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._outbox.transport = self._transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._outbox.drop()
         self._reader = FrameReader()
         waiting, self._waiting = self._waiting, {}
         if waiting:

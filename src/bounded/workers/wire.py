@@ -15,6 +15,7 @@ Money travels as decimal strings (exact), rules as arrays in their field order.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from decimal import Decimal
 from typing import Any
@@ -34,6 +35,42 @@ class FrameError(Exception):
 def frame(message: list[Any]) -> bytes:
     body = orjson.dumps(message)
     return HEADER.pack(len(body)) + body
+
+
+class Outbox:
+    """Frames written to a transport once per loop turn, together.
+
+    Under load a worker has many requests in flight, and each sends a reserve, a settle and
+    a ledger row; the owner answers each. Written one by one, that is a ``write()`` syscall
+    per frame on both sides and as many wake-ups of the reader. Frames queued during one
+    turn of the loop go out in one write, in the order they were queued (a settle stays
+    ahead of the ledger row that depends on it).
+    """
+
+    __slots__ = ("_frames", "_loop", "transport")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._frames: list[bytes] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def put(self, data: bytes) -> None:
+        if not self._frames:
+            loop = self._loop or asyncio.get_running_loop()
+            self._loop = loop
+            loop.call_soon(self.flush)
+        self._frames.append(data)
+
+    def flush(self) -> None:
+        frames, self._frames = self._frames, []
+        transport = self.transport
+        if frames and transport is not None and not transport.is_closing():
+            transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def drop(self) -> None:
+        """The connection is gone: what was queued for it goes nowhere."""
+        self.transport = None
+        self._frames = []
 
 
 class FrameReader:
