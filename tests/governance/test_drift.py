@@ -136,3 +136,66 @@ def test_signals_and_alerts_on_postgresql(postgres_url: str) -> None:
         assert raised == {"latency_p95_ms", "validation_failure_rate"}
     finally:
         db.close()
+
+
+def _race(url: str, cfg: Any, now: float, webhook: str | None, checkers: int = 4) -> None:
+    """``checkers`` connections (as workers or replicas have) check and deliver at once."""
+    import threading
+
+    dbs = [Database.open(url) for _ in range(checkers)]
+    barrier = threading.Barrier(checkers)
+
+    def one(db: Database) -> None:
+        barrier.wait()
+        check_drift(db, cfg, now=now)
+        if webhook is not None:
+            asyncio.run(deliver_pending(db, cfg.alerts, backoff_s=0.01))
+
+    threads = [threading.Thread(target=one, args=(db,)) for db in dbs]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        for db in dbs:
+            db.close()
+
+
+@pytest.fixture
+def counting_receiver() -> Iterator[tuple[str, list[Any]]]:
+    got: list[Any] = []
+
+    async def hook(request: Request) -> Response:
+        got.append(await request.json())
+        return Response(status_code=204)
+
+    with serve_in_thread(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as url:
+        yield f"{url}/hook", got
+
+
+def test_workers_checking_at_once_raise_and_post_each_alert_once(
+    db: Database, store_url: str, counting_receiver: Any
+) -> None:
+    url, got = counting_receiver
+    cfg = config(store_url, webhook=url)
+    now = time.time()
+    seed(db, now - 100, 1, 20, failed=True)
+    _race(store_url, cfg, now, url)
+    alerts = recent_alerts(db, now - 10)
+    assert [(a["signal"], a["delivery"]) for a in alerts] == [("validation_failure_rate", "sent")]
+    assert [g["signal"] for g in got] == ["validation_failure_rate"]
+
+
+@pytest.mark.postgres
+def test_replicas_on_postgresql_raise_each_alert_once(postgres_url: str) -> None:
+    db = Database.open(postgres_url)
+    try:
+        db.execute("DELETE FROM ledger")
+        db.execute("DELETE FROM drift_alerts")
+        now = time.time()
+        seed(db, now - 100, 1, 20, failed=True)
+        _race(postgres_url, config(postgres_url), now, None)
+        assert [a["signal"] for a in recent_alerts(db, now - 10)] == ["validation_failure_rate"]
+    finally:
+        db.close()

@@ -137,9 +137,8 @@ def check_drift(db: Database, config: BoundedConfig, *, now: float | None = None
         resolved = bands(db, name, feature, settings, now, hours)
         found = evaluate(name, signals, resolved, start, now)
         for alert in found:
-            if _recent(db, alert, now - settings.window_s):
+            if not _record_once(db, alert, now, settings.window_s, settings.webhook is not None):
                 continue
-            _record(db, alert, now, pending=settings.webhook is not None)
             log.warning(
                 "drift: %s %s = %.4g outside [%s, %s] (%s band, %d requests)",
                 name,
@@ -156,6 +155,25 @@ def check_drift(db: Database, config: BoundedConfig, *, now: float | None = None
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def _record_once(db: Database, alert: Alert, now: float, window_s: float, webhook: bool) -> bool:
+    """Record ``alert`` unless the same feature and signal already alerted within the
+    window; True when this call recorded it. Every worker and replica runs the check, so
+    looking and inserting are one transaction under one writer: SQLite's write lock (taken
+    at BEGIN IMMEDIATE), or on PostgreSQL an advisory lock per feature and signal, held to
+    the commit. Without it, two workers checking the same minute both saw no alert and both
+    recorded (and posted) one."""
+    with db.transaction():
+        if db.dialect == "postgresql":
+            db.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(?))",
+                (f"drift:{alert.feature}:{alert.signal}",),
+            )
+        if _recent(db, alert, now - window_s):
+            return False
+        _record(db, alert, now, pending=webhook)
+    return True
 
 
 def _recent(db: Database, alert: Alert, since: float) -> bool:
@@ -208,6 +226,16 @@ async def deliver_pending(
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for row in rows:
+            # Claim it first: another worker or replica may be delivering the same rows;
+            # only the one whose UPDATE changed the row posts it (one delivery, not N).
+            claimed = await asyncio.to_thread(
+                db.execute_count,
+                "UPDATE drift_alerts SET delivery = 'sending'"
+                " WHERE id = ? AND delivery = 'pending'",
+                (row["id"],),
+            )
+            if not claimed:
+                continue
             body = orjson.dumps(_row_json(row))
             ok, tries = False, 0
             while not ok and tries < settings.webhook_attempts:
