@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from bounded.dashboard import rolled
 from bounded.dashboard.charts import Series, bar_chart, line_chart, meter, sparkline
 from bounded.economics.periods import window
 from bounded.economics.rules import budget_rules
 from bounded.economics.spend import spend_since
-from bounded.governance.signals import Signals, bucket_sql, by_feature, grid, over_time
+from bounded.governance.signals import Signals, by_feature, over_time
 from bounded.store.db import Database
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def _traffic_charts(series: list[tuple[float, Signals]], w: Window) -> dict[str,
 
 
 def overview(db: Database, config: BoundedConfig, w: Window) -> dict[str, Any]:
-    cells = grid(db, w.start, w.end, w.bucket_s)
+    cells = rolled.grid(db, w.start, w.end, w.bucket_s)
     series = over_time(cells, w.start, w.end, w.bucket_s)
     total = Signals()
     for _, s in series:
@@ -168,44 +169,31 @@ SPEND_GROUPS = {"feature": "feature", "team": "team", "model": "deployment"}
 
 def spend(db: Database, by: str, w: Window) -> dict[str, Any]:
     column = SPEND_GROUPS.get(by, "feature")
-    bucket = bucket_sql(db.dialect, w.bucket_s, w.start)
-    rows = db.execute(
-        f"SELECT {column} AS grp, {bucket} AS b, COUNT(*) AS n,"
-        " SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors, SUM(cost_e10) AS cost,"
-        " SUM(input_tokens) AS tin, SUM(output_tokens) AS tout"
-        f" FROM ledger WHERE ts >= ? AND ts < ? GROUP BY {column}, b",
-        (w.start, w.end),
-    )
-    wins = db.execute(
-        f"SELECT c.{column} AS grp, {bucket_sql(db.dialect, w.bucket_s, w.start, 'c.ts')} AS b,"
-        " o.id AS oid, o.trace_id AS t, o.outcome AS outcome"
-        " FROM ledger c JOIN outcomes o ON o.trace_id = c.trace_id WHERE c.ts >= ? AND c.ts < ?",
-        (w.start, w.end),
-    )
-    buckets = round((w.end - w.start) / w.bucket_s)
+    # Complete hours from the rollup, the rest from raw rows (see dashboard.rolled).
+    first, end = int(w.start // rolled.HOUR), -(-int(w.end) // rolled.HOUR)
+    view = rolled.read(db, first, end, (column,), dim=column)
     groups: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        g = groups.setdefault(r["grp"] or "—", _group())
-        g["cost"][int(r["b"])] += usd(r["cost"] or 0)
-        g["requests"] += int(r["n"])
-        g["errors"] += int(r["errors"] or 0)
-        g["tokens"] += int(r["tin"] or 0) + int(r["tout"] or 0)
-    latest: dict[tuple[str, str, int], tuple[int, str]] = {}  # the latest outcome per trace
-    for r in wins:
-        key = (str(r["t"]), r["grp"] or "—", int(r["b"]))
-        if key not in latest or int(r["oid"]) > latest[key][0]:
-            latest[key] = (int(r["oid"]), str(r["outcome"]))
-    for (_, name, b), (_, outcome) in latest.items():
-        g = groups.setdefault(name, _group())
-        g["wins"][b] += outcome == "success"
-        g["judged"] += 1
+    for (hour, grp), cell in view.cells.items():
+        g = groups.setdefault(grp or "—", _group())
+        # Exact integers per bucket (1e-10 USD), dollars only once summed.
+        g["cost"][int((hour * rolled.HOUR - w.start) // w.bucket_s)] += cell.cost_e10
+        g["requests"] += cell.requests
+        g["errors"] += cell.errors
+        g["tokens"] += cell.input_tokens + cell.output_tokens
+    # An outcome counts once per trace and group, in the bucket of the trace's first call
+    # in that group, with the trace's latest outcome.
+    for (hour, grp), (won, lost) in view.wins.items():
+        g = groups.setdefault(grp or "—", _group())
+        g["wins"][int((hour * rolled.HOUR - w.start) // w.bucket_s)] += won
+        g["judged"] += won + lost
+    buckets = round((w.end - w.start) / w.bucket_s)
     ranked = sorted(groups.items(), key=lambda kv: -sum(kv[1]["cost"].values()))
     times = [w.start + i * w.bucket_s for i in range(buckets)]
     cost_series: list[Series] = []
     cps_series: list[Series] = []
     table: list[dict[str, Any]] = []
     for name, g in ranked:
-        cost = [g["cost"].get(i, 0.0) for i in range(buckets)]
+        cost = [usd(g["cost"].get(i, 0)) for i in range(buckets)]
         wins_by = [g["wins"].get(i, 0) for i in range(buckets)]
         total, won = sum(cost), sum(wins_by)
         table.append(
@@ -247,7 +235,7 @@ def spend(db: Database, by: str, w: Window) -> dict[str, Any]:
 def _group() -> dict[str, Any]:
     from collections import defaultdict
 
-    return {"cost": defaultdict(float), "wins": defaultdict(int), "requests": 0, "errors": 0,
+    return {"cost": defaultdict(int), "wins": defaultdict(int), "requests": 0, "errors": 0,
             "tokens": 0, "judged": 0}  # fmt: skip
 
 

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from bounded.dashboard.charts import Series, line_chart, sparkline
 from bounded.dashboard.data import Window, decode, usd
-from bounded.governance.alerts import ResolvedBand, bands, baseline_hours
+from bounded.dashboard.rolled import baseline_hours as rolled_baseline
+from bounded.dashboard.rolled import grid as rolled_grid
+from bounded.governance.alerts import ResolvedBand, bands
 from bounded.governance.incidents import Incidents
 from bounded.governance.settings import SIGNALS
-from bounded.governance.signals import by_feature, grid, over_time, signal_series
+from bounded.governance.signals import by_feature, over_time, signal_series
 from bounded.governance.tiers import feature_issues
 from bounded.store.db import Database
 
@@ -32,14 +34,17 @@ SIGNAL_UNITS = {
 
 def features(db: Database, config: BoundedConfig, w: Window) -> list[dict[str, Any]]:
     now = time.time()
-    cells = grid(db, w.start, w.end, w.bucket_s)
+    # This window's signals and the baseline their bands are learned from come from the
+    # hourly rollup (raw rows only for hours it does not cover yet): reading a week of
+    # every feature's rows is what made this page take seconds on a big ledger.
+    cells = rolled_grid(db, w.start, w.end, w.bucket_s)
     current = by_feature(cells)
     series_by = {
         name: over_time({k: v for k, v in cells.items() if k[0] == name}, w.start, w.end,
                         w.bucket_s)
         for name in config.features
     }  # fmt: skip
-    hours = baseline_hours(db, config.alerts, now)
+    hours = rolled_baseline(db, config.alerts, now)
     open_by: dict[str, int] = {}
     for row in db.execute(
         "SELECT feature, COUNT(*) AS n FROM incidents WHERE status = 'open' GROUP BY feature"

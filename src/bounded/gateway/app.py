@@ -31,6 +31,7 @@ from bounded.config.schema import BoundedConfig
 from bounded.dashboard.pages import Dashboard
 from bounded.economics.accountant import Accountant, MemoryAccountant
 from bounded.economics.ledger import Ledger, SqlLedger
+from bounded.economics.rollup import rollup_forever
 from bounded.economics.spend import spend_since
 from bounded.economics.tokens import TokenCounter
 from bounded.errors import BoundedError, NotFound
@@ -197,10 +198,13 @@ class Gateway:
             sweep_forever(self.db.url, lambda: self.runtime.config.telemetry)
         )
         drift = asyncio.create_task(watch_forever(self.reader, lambda: self.runtime.config))
+        # The dashboard's hourly rollup of the ledger, on a connection of its own.
+        rollup = asyncio.create_task(rollup_forever(self.db.url))
         try:
             yield
         finally:
             drift.cancel()
+            rollup.cancel()
             retention.cancel()
             if self._watcher is not None:
                 self._watcher.cancel()
