@@ -16,6 +16,7 @@ from bounded.governance.settings import SIGNALS
 from bounded.governance.signals import by_feature, over_time, signal_series
 from bounded.governance.tiers import feature_issues
 from bounded.store.db import Database
+from bounded.telemetry.store import SUMMARY, TraceRepository
 
 if TYPE_CHECKING:
     from bounded.config.schema import BoundedConfig
@@ -239,16 +240,21 @@ def trace_search(
         # A trace id (or its start), a model or deployment name.
         where.append("(trace_id LIKE ? OR model = ? OR deployment = ?)")
         params += [q.strip() + "%", q.strip(), q.strip()]
-    sql = f"SELECT * FROM traces WHERE {' AND '.join(where)} ORDER BY ts DESC LIMIT ?"
+    # The summary columns only: not the spans (spans_json) of a hundred requests.
+    sql = (
+        f"SELECT {', '.join(SUMMARY)} FROM traces WHERE {' AND '.join(where)}"
+        " ORDER BY ts DESC LIMIT ?"
+    )
     return db.execute(sql, (*params, limit))
 
 
 def trace_detail(traces: Database, db: Database, trace_id: str) -> dict[str, Any] | None:
     """A trace's spans (from the trace store) and its ledger rows (from the main store)."""
-    rows = traces.execute("SELECT * FROM traces WHERE trace_id = ?", (trace_id,))
-    spans = traces.execute(
-        "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", (trace_id,)
+    rows = traces.execute(
+        f"SELECT {', '.join(SUMMARY)} FROM traces WHERE trace_id = ? ORDER BY ts", (trace_id,)
     )
+    # The API's reader: spans in their request's row, or (before migration 0008) their own.
+    spans = TraceRepository(traces).spans(trace_id) if rows else []
     ledger = db.execute("SELECT * FROM ledger WHERE trace_id = ? ORDER BY ts", (trace_id,))
     if not rows and not spans and not ledger:
         return None
@@ -261,24 +267,25 @@ def trace_detail(traces: Database, db: Database, trace_id: str) -> dict[str, Any
     }
 
 
-def waterfall(spans: list[Any]) -> list[dict[str, Any]]:
-    """Spans in tree order with their offset and width as shares of the whole trace."""
+def waterfall(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spans (as :meth:`TraceRepository.spans` gives them) in tree order with their offset
+    and width as shares of the whole trace."""
     if not spans:
         return []
-    start = min(int(s["start_ns"]) for s in spans)
-    end = max(int(s["end_ns"]) for s in spans)
+    start = min(s["start_time_unix_nano"] for s in spans)
+    end = max(s["end_time_unix_nano"] for s in spans)
     total = max(end - start, 1)
     children: dict[str | None, list[Any]] = {}
     ids = {s["span_id"] for s in spans}
     for s in spans:
-        parent = s["parent_id"] if s["parent_id"] in ids else None
+        parent = s["parent_span_id"] if s["parent_span_id"] in ids else None
         children.setdefault(parent, []).append(s)
     out: list[dict[str, Any]] = []
 
     def walk(parent: str | None, depth: int) -> None:
         for s in children.get(parent, []):
-            begin, finish = int(s["start_ns"]), int(s["end_ns"])
-            attributes = decode(s["attributes"]) or {}
+            begin, finish = s["start_time_unix_nano"], s["end_time_unix_nano"]
+            attributes = s["attributes"]
             out.append(
                 {
                     "name": s["name"],

@@ -22,6 +22,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from bounded import __version__
+from bounded.telemetry.spanlist import self_times
 from bounded.telemetry.spans import Span, otel_trace_id
 from bounded.telemetry.store import TraceRecord
 
@@ -33,18 +34,24 @@ def to_sdk(records: Sequence[TraceRecord], resource: Resource) -> list[ReadableS
     out: list[ReadableSpan] = []
     for record in records:
         trace_id = int(otel_trace_id(record.trace_id), 16)
+        # bounded.self_ms, as the store's readers add it (the writer no longer stores it).
+        own = self_times((s.span_id, s.parent_id, s.start_ns, s.end_ns) for s in record.spans)
         for span in record.spans:
-            out.append(_readable(span, trace_id, record.trace_id, resource))
+            out.append(_readable(span, trace_id, record.trace_id, resource, own))
     return out
 
 
-def _readable(span: Span, trace_id: int, bounded_id: str, resource: Resource) -> ReadableSpan:
+def _readable(
+    span: Span, trace_id: int, bounded_id: str, resource: Resource, own: dict[str, float]
+) -> ReadableSpan:
     flags = TraceFlags(TraceFlags.SAMPLED)
     context = SpanContext(trace_id, int(span.span_id, 16), is_remote=False, trace_flags=flags)
     parent = None
     if span.parent_id is not None:
         parent = SpanContext(trace_id, int(span.parent_id, 16), is_remote=False, trace_flags=flags)
     attributes = dict(span.attributes)
+    if "bounded.stage" in attributes:
+        attributes["bounded.self_ms"] = own[span.span_id]
     if span.parent_id is None:
         attributes["bounded.trace_id"] = bounded_id  # the id in x-bounded-trace-id
     status = Status(StatusCode.ERROR) if span.status == "error" else Status(StatusCode.UNSET)

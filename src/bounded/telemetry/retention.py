@@ -1,5 +1,5 @@
-"""The retention job: stored text goes when its feature's period ends, spans after
-``telemetry.trace_retention_days``; the ledger and the metrics are never touched.
+"""The retention job: stored text goes when its feature's period ends, traces and their
+spans after ``telemetry.trace_retention_days``; the ledger and the metrics are never touched.
 
     removed = sweep(db, config.telemetry)     # {"texts": n, "traces": n, "spans": n}
     task = asyncio.create_task(sweep_forever(db, lambda: runtime.config.telemetry))
@@ -7,6 +7,8 @@
 Each text row carries its own ``expires_at``, set from the feature's
 ``text_retention_days`` when it was written, so shortening a period applies to new text;
 the job deletes by that column alone (one indexed range delete, in the job's thread).
+A request's spans are in its ``traces`` row (``spans_json``) and go with it; those written
+before migration 0008 are rows of the ``spans`` table, deleted by their own start time.
 The trace store is the sibling file of :func:`~bounded.telemetry.store.trace_store_url`.
 """
 
@@ -29,9 +31,15 @@ def sweep(db: Database, config: TelemetryConfig, now: float | None = None) -> di
     cutoff = now - config.trace_retention_days * 86400
     with db.transaction():
         texts = db.execute_count("DELETE FROM trace_texts WHERE expires_at <= ?", (now,))
-        spans = db.execute_count("DELETE FROM spans WHERE start_ns < ?", (int(cutoff * 1e9),))
+        # The count of spans that go with their rows, for the log (``traces.spans``).
+        (held,) = db.execute(
+            "SELECT COALESCE(SUM(spans), 0) AS n FROM traces"
+            " WHERE ts < ? AND spans_json IS NOT NULL",
+            (cutoff,),
+        )
+        legacy = db.execute_count("DELETE FROM spans WHERE start_ns < ?", (int(cutoff * 1e9),))
         traces = db.execute_count("DELETE FROM traces WHERE ts < ?", (cutoff,))
-    return {"texts": texts, "spans": spans, "traces": traces}
+    return {"texts": texts, "spans": legacy + int(held["n"]), "traces": traces}
 
 
 async def sweep_forever(store_url: str, config: Callable[[], TelemetryConfig]) -> None:

@@ -7,6 +7,10 @@
     repo = TraceRepository(db)
     repo.spans(trace_id); repo.search(feature="support-answer", since=ts, status="error")
 
+A request is one row in ``traces``: what search filters on, and its spans as one compact JSON
+value (``spans_json``, see :mod:`bounded.telemetry.spanlist`). Rows written before migration
+0008 have their spans in the ``spans`` table, still read from there.
+
 Like the ledger's group commit, many traces share one transaction; unlike the ledger, a
 trace is not worth making a client wait for, so ``put`` only queues. The queue is bounded:
 when the store falls behind, new traces are dropped (and counted in the log) rather than
@@ -30,10 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from bounded.store.db import Database
 from bounded.store.urls import dialect_of, sqlite_path
+from bounded.telemetry import spanlist
 from bounded.telemetry.spans import Span
 
 log = logging.getLogger("bounded.telemetry")
@@ -157,14 +160,12 @@ class TraceWriter:
 
     def _write(self, db: Database, batch: list[TraceRecord]) -> None:
         try:
-            for r in batch:
-                _add_self_times(r.spans)
+            # Redaction only for the traces whose text is kept (the detectors are the
+            # costly part of a trace that has text).
             texts = [self._text_row(r) for r in batch if r.text_expires_at is not None]
+            rows = [_trace_row(r) for r in batch]
             with db.transaction():
-                db.executemany(_INSERT_TRACE, [_trace_row(r) for r in batch])
-                db.executemany(
-                    _INSERT_SPAN, [_span_row(r.trace_id, s) for r in batch for s in r.spans]
-                )
+                db.executemany(_INSERT_TRACE, rows)
                 if texts:
                     db.executemany(_INSERT_TEXT, texts)
         except Exception:
@@ -198,18 +199,6 @@ def _made(work: Callable[[], TraceRecord | None]) -> TraceRecord | None:
         return None
 
 
-def _add_self_times(spans: list[Span]) -> None:
-    """``bounded.self_ms`` on each stage's span: its time less its direct children's (what
-    the stage itself took; stages nest). Computed here, off the request path."""
-    children: dict[str | None, int] = {}
-    for span in spans:
-        children[span.parent_id] = children.get(span.parent_id, 0) + span.end_ns - span.start_ns
-    for span in spans:
-        if "bounded.stage" in span.attributes:
-            own = span.end_ns - span.start_ns - children.get(span.span_id, 0)
-            span.attributes["bounded.self_ms"] = round(max(0, own) / 1e6, 3)
-
-
 def trace_store_url(store_url: str) -> str:
     """Where traces live for a store URL (see the module docstring)."""
     if dialect_of(store_url) != "sqlite":
@@ -240,11 +229,8 @@ def _scrub(text: str) -> str:
 _INSERT_TRACE = (
     "INSERT INTO traces (span_id, trace_id, ts, duration_ms, name, feature, team, model,"
     " deployment, arm, status, http_status, error_class, input_tokens, output_tokens,"
-    " cost_e10, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_SPAN = (
-    "INSERT INTO spans (trace_id, span_id, parent_id, name, start_ns, end_ns, status,"
-    " attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " cost_e10, spans, spans_json)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_TEXT = (
     "INSERT INTO trace_texts (span_id, trace_id, ts, feature, prompt, completion, expires_at)"
@@ -258,14 +244,7 @@ def _trace_row(r: TraceRecord) -> tuple[object, ...]:
         root.span_id, r.trace_id, root.start_ns / 1e9, (root.end_ns - root.start_ns) / 1e6,
         root.name, r.feature, r.team, r.model, r.deployment, r.arm, root.status,
         r.http_status, r.error_class, r.input_tokens, r.output_tokens, r.cost_e10, len(r.spans),
-    )  # fmt: skip
-
-
-def _span_row(trace_id: str, s: Span) -> tuple[object, ...]:
-    attrs = {**s.attributes, "bounded.span.kind": s.kind}
-    return (
-        trace_id, s.span_id, s.parent_id, s.name, s.start_ns, s.end_ns, s.status,
-        orjson.dumps(attrs, option=orjson.OPT_NON_STR_KEYS).decode(),
+        spanlist.encode(r.spans),
     )  # fmt: skip
 
 
@@ -289,27 +268,23 @@ class TraceRepository:
         return [_summary(row) for row in rows]
 
     def spans(self, trace_id: str) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT span_id, parent_id, name, start_ns, end_ns, status, attributes FROM spans"
-            " WHERE trace_id = ? ORDER BY start_ns, span_id",
-            (trace_id,),
-        )
-        out = []
+        """Every span of the trace's requests, by start time (then span id)."""
+        rows = self._db.execute("SELECT spans_json FROM traces WHERE trace_id = ?", (trace_id,))
+        out: list[dict[str, Any]] = []
+        legacy = False
         for row in rows:
-            attrs = orjson.loads(row["attributes"])
-            out.append(
-                {
-                    "span_id": row["span_id"],
-                    "parent_span_id": row["parent_id"],
-                    "name": row["name"],
-                    "kind": attrs.pop("bounded.span.kind", "internal"),
-                    "start_time_unix_nano": int(row["start_ns"]),
-                    "end_time_unix_nano": int(row["end_ns"]),
-                    "duration_ms": round((int(row["end_ns"]) - int(row["start_ns"])) / 1e6, 3),
-                    "status": row["status"],
-                    "attributes": attrs,
-                }
+            if row["spans_json"] is None:
+                legacy = True  # written before migration 0008: its spans are rows of their own
+            else:
+                out.extend(spanlist.decode(row["spans_json"]))
+        if legacy:
+            old = self._db.execute(
+                "SELECT span_id, parent_id, name, start_ns, end_ns, status, attributes"
+                " FROM spans WHERE trace_id = ?",
+                (trace_id,),
             )
+            out.extend(spanlist.from_legacy(row) for row in old)
+        out.sort(key=lambda s: (s["start_time_unix_nano"], s["span_id"]))
         return out
 
     def texts(self, trace_id: str) -> list[dict[str, Any]]:
