@@ -397,7 +397,7 @@ def test_a_shadow_mirrors_traffic_off_the_request_path_and_is_decided_too(
     path = write(tmp_path, data, store_url)
     route = tmp_path / "route.yaml"
     route.write_text("route:\n  targets: [m2]\n")
-    with gateway(data, store_url) as (url, _, db):
+    with gateway(data, store_url) as (url, gw, db):
         started = cli(path, "start", "extract", "--route", str(route), "--shadow", "100%")
         assert started.exit_code == 0, started.output
         store = ReleaseStore(db)
@@ -431,7 +431,11 @@ def test_a_shadow_mirrors_traffic_off_the_request_path_and_is_decided_too(
         ]
         cost = store.get(release.id).decision["cost_usd_by_arm"]
         assert cost["shadow"] > cost["stable"] > 0  # m2 is the dearer model
-        # Rolled back: the feature's own route again, no copies any more.
+        # Rolled back: the feature's own route again, no copies any more (once the copies
+        # sent before the decision have landed: they run in the background).
+        deadline = time.monotonic() + 5
+        while gw.releases.mirror.in_flight and time.monotonic() < deadline:
+            time.sleep(0.02)
         before = upstream.count("m2")
         ask(api, "after")
         time.sleep(0.2)

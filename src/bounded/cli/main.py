@@ -136,9 +136,15 @@ def models(
             str(state),
         )
     out.print(table)
-    features = Table("feature", "owner", "risk", "strategy", "targets")
+    promoted = release.promoted_routes(cfg)  # a release's promoted route replaces the file's
+    features = Table("feature", "owner", "risk", "strategy", "targets", "route from")
     for name, f in cfg.features.items():
-        features.add_row(name, f.owner, f.risk_tier, f.route.strategy, " → ".join(f.route.targets))
+        route, source = f.route, "bounded.yaml"
+        if name in promoted:
+            route, source = promoted[name].route, f"release {promoted[name].release_id}"
+        features.add_row(
+            name, f.owner, f.risk_tier, route.strategy, " → ".join(route.targets), source
+        )
     out.print(features)
 
 

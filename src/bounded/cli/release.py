@@ -4,6 +4,7 @@
     bounded release start support-answer --candidate candidate --route route.yaml --shadow 100%
     bounded release status [support-answer] [--json]
     bounded release promote support-answer          # or rollback: by hand, at once
+    bounded release answers support-answer [--limit N] [--json]   # a shadow's answer pairs
 
 State lives in the store named in bounded.yaml, so these work with the gateway stopped and
 every replica serves the change within a second. A running gateway's evaluator decides on
@@ -292,3 +293,31 @@ def rollback(
 ) -> None:
     """Serve the stable arm only, now (routing and prompt label, in one step)."""
     _end(feature, "rolled_back", config)
+
+
+def promoted_routes(cfg: BoundedConfig) -> dict[str, Any]:
+    """Routes releases promoted (``{feature: PromotedRoute}``), for ``bounded models``: the
+    route each feature is served with. Empty when the store has none or cannot be read
+    (a store not created yet, a database down: the file's routes are then all there is)."""
+    from bounded.releases.store import ReleaseStore
+    from bounded.store.db import Database
+    from bounded.store.urls import dialect_of, sqlite_path
+
+    url = cfg.server.store
+    if dialect_of(url) == "sqlite" and not sqlite_path(url).exists():
+        return {}
+    try:
+        db = Database.open(url, migrate=False)
+    except Exception as exc:  # the store is down: say so, show the file's routes
+        err.print(f"[yellow]warning[/]: promoted routes unknown, store unreadable: {exc}")
+        return {}
+    try:
+        return ReleaseStore(db).promoted_routes()
+    except Exception:  # a store from before releases (no feature_routes table)
+        return {}
+    finally:
+        db.close()
+
+
+# `bounded release answers` lives in its own module (it imports this one's helpers).
+from bounded.cli import release_answers as _answers  # noqa: E402, F401

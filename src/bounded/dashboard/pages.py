@@ -255,7 +255,11 @@ class Dashboard:
         return self.render(request, "deployments.html", active="deployments", w=w, rows=rows)
 
     def releases(self, request: Request) -> Response:
+        from bounded.releases.answers import add_to_dashboard
+
         rows = records.releases(self.db)
+        # A shadow's newest answer pairs, stable against candidate (text where it is kept).
+        add_to_dashboard(rows, self.db, self.traces_db, self.runtime().config.features)
         return self.render(request, "releases.html", active="releases", rows=rows)
 
     def evals(self, request: Request) -> Response:

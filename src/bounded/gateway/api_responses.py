@@ -106,7 +106,10 @@ class Model(_Open):
     object: Literal["model"]
     created: int
     owned_by: str
-    bounded: dict[str, Any] = Field(description="kind (feature, model, embedding), targets")
+    bounded: dict[str, Any] = Field(
+        description="kind (feature, model, embedding), targets (as served: a route a release"
+        " promoted replaces the file's, and route_from says release)"
+    )
 
 
 class ModelList(_Open):

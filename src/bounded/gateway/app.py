@@ -48,6 +48,7 @@ from bounded.governance.alerts import watch_forever
 from bounded.prompts import PromptCache, PromptStore
 from bounded.prompts import api as prompts_api
 from bounded.prompts.store import seed_config
+from bounded.releases import api as releases_api
 from bounded.releases.service import Releases
 from bounded.retrieval.hooks import open_service
 from bounded.retrieval.refresher import refresh_forever
@@ -153,6 +154,7 @@ class Gateway:
             ),
             *prompts_api.routes(self.authenticate, self.prompt_store),
             *audit_api.routes(self.authenticate, self.audit),
+            *releases_api.routes(self.authenticate, self.reader, lambda: self.runtime.config),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
         ]
@@ -298,7 +300,8 @@ class Gateway:
             principal = self.authenticate(request)
         except BoundedError as exc:
             return error_response(exc, trace_id)
-        data = model_list(self.runtime, principal)
+        promoted = (await self.releases.cache.current()).routes
+        data = model_list(self.runtime, principal, promoted)
         return _json({"object": "list", "data": data}, trace_id)
 
     async def model(self, request: Request) -> Response:
@@ -307,7 +310,8 @@ class Gateway:
         name = request.path_params["name"]
         try:
             principal = self.authenticate(request)
-            for entry in model_list(self.runtime, principal):
+            promoted = (await self.releases.cache.current()).routes
+            for entry in model_list(self.runtime, principal, promoted):
                 if entry["id"] == name:
                     return _json(entry, trace_id)
             raise NotFound(f"no feature or model named {name!r}; see GET /v1/models")

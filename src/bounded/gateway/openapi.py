@@ -184,9 +184,26 @@ def build(models: tuple[str, ...] = (), collections: tuple[str, ...] = ()) -> di
                 ],
             )
         },
+        "/v1/releases/{feature}/pairs": {
+            "get": _op(
+                "A shadow release's answers side by side, stable and candidate, per request"
+                " (scope traces:read; answer text also traces:read_text)",
+                None,
+                _ok(ref(out.Anything)),
+                [
+                    {"name": "feature", "in": "path", "required": True, "schema": _name(models)},
+                    {"name": "release", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    },
+                ],
+            )
+        },
         "/v1/audit": {
             "get": _op(
-                "The audit log: who changed what and when (admin key)",
+                "The audit log: who changed what and when (scope audit:read)",
                 None,
                 _ok(ref(out.Anything)),
                 [

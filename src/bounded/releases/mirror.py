@@ -9,8 +9,10 @@ candidate's prompt version and route, and always non-streamed: nobody reads its 
 it comes. It runs the same stages as the original (input guards, context, validation,
 settle, admit, route), so its ledger row carries everything the stable one does, under
 the same trace id: the two answers side by side, and the candidate's cost attributed to
-the release (``arm = 'shadow'``). Its headers, guard hits and flags are its own: nothing of
-it reaches the client's response.
+the release (``arm = 'shadow'``). It is traced on its own too: a second trace row under the
+same trace id, with the candidate's answer text where the feature's telemetry policy stores
+text (``bounded release answers`` reads the pairs). Its headers, guard hits and flags are its
+own: nothing of it reaches the client's response.
 
 A shadow must never slow or crowd the live traffic it copies: beyond ``max_in_flight``
 copies at once, new ones are dropped (and counted), not queued.
@@ -46,6 +48,11 @@ class Mirror:
         twin.vault = None
         twin._cleanups = []
         twin._closed = False
+        # Its own trace (same trace id, arm shadow), begun by the next stage it reaches and
+        # written when it closes, answer text included where the feature's policy keeps
+        # text: sharing the live request's recorder would add its spans to a trace already
+        # written, and keep no answer of its own.
+        twin.spans = None
         twin.stream = twin.wants_usage = False
         upstream = dict(twin.upstream)
         upstream.pop("stream", None)

@@ -79,6 +79,13 @@ class Release:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PromotedRoute:
+    route: RouteConfig
+    release_id: str
+    updated_at: float
+
+
 class ReleaseStore:
     def __init__(self, db: Database):
         self.db = db
@@ -251,6 +258,18 @@ class ReleaseStore:
         """Routes promoted by releases: they replace the feature's route in bounded.yaml."""
         rows = self.db.execute("SELECT feature, route FROM feature_routes")
         return {r["feature"]: RouteConfig.model_validate_json(r["route"]) for r in rows}
+
+    def promoted_routes(self) -> dict[str, PromotedRoute]:
+        """The same routes with the release that promoted each, and when."""
+        rows = self.db.execute("SELECT feature, route, release_id, updated_at FROM feature_routes")
+        return {
+            r["feature"]: PromotedRoute(
+                RouteConfig.model_validate_json(r["route"]),
+                r["release_id"],
+                float(r["updated_at"]),
+            )
+            for r in rows
+        }
 
     def generation(self) -> int:
         rows = self.db.execute("SELECT value FROM release_generation WHERE id = 1")

@@ -60,8 +60,13 @@ class Traced:
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         rec = call.spans
+        # A call's trace begins at the first stage it reaches: the pipeline's first, or
+        # a later one for a shadow copy (bounded.releases.mirror), which is its own trace
+        # row (arm shadow) under the same trace id, its answer kept like any other.
+        began = rec is None
         if rec is None:
             rec = self._begin(call)
+        first = self._first or began
         if rec is _UNSAMPLED:
             if not self._first:
                 return await self.stage(call, next)
@@ -79,16 +84,17 @@ class Traced:
         except BaseException as exc:
             span.status = "error"
             span.attributes["error.type"] = error_type(exc)
-            if self._first:
+            if first:
                 rec.reply["status"] = getattr(exc, "status", 500)
                 rec.reply["error"] = span.attributes["error.type"]
+            if self._first:
                 self._refused(call, exc)
             raise
         finally:
             rec.close(span)
             if self._routes:
                 _attempts(rec, span, call)
-        if self._first:
+        if first:
             _keep_reply(rec, reply, self._telemetry.keeps_text(call))
         return reply
 
