@@ -133,7 +133,7 @@ def test_the_api_needs_the_admin_key_and_reloads_are_recorded(tmp_path: Path) ->
     assert asyncio.run(get("", None)).status_code == 401
     forbidden = asyncio.run(get("", plaintext))
     assert forbidden.status_code == 403
-    assert forbidden.json()["error"]["code"] == "admin_required"
+    assert forbidden.json()["error"]["code"] == "scope_required"
     bad = asyncio.run(get("?since=yesterday", ADMIN_KEY))
     assert bad.status_code == 422 and bad.json()["error"]["param"] == "since"
     db.close()

@@ -1,4 +1,8 @@
-"""``GET /v1/audit``: the audit log, newest ``limit`` entries oldest first (admin key).
+"""``GET /v1/audit``: the audit log, newest ``limit`` entries oldest first.
+
+Reading it needs the ``audit:read`` scope (``bounded keys create auditor --scope
+audit:read``) or the admin key. The log is the whole deployment's: a key limited to some
+features still reads every entry, so grant the scope as you would the admin key's view.
 
     curl -H "authorization: Bearer $BOUNDED_ADMIN_KEY" \
         "localhost:8000/v1/audit?since=1767225600&action=prompt"
@@ -27,8 +31,13 @@ def routes(authenticate: Callable[[Request], Principal], audit: AuditLog) -> lis
     async def entries(request: Request) -> Response:
         trace_id = client_trace_id(request)
         try:
-            if not authenticate(request).admin:
-                raise PermissionDenied("the audit log needs the admin key", code="admin_required")
+            principal = authenticate(request)
+            if not principal.may("audit:read"):
+                raise PermissionDenied(
+                    f"key {principal.name!r} lacks the audit:read scope; create one with"
+                    " `bounded keys create NAME --scope audit:read`",
+                    code="scope_required",
+                )
             query = request.query_params
             since = _number(query.get("since"), "since")
             limit = _number(query.get("limit"), "limit")

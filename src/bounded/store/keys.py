@@ -39,9 +39,9 @@ _CACHE_TTL_S = 1.0
 SAME_LIFETIME: Literal["same-lifetime"] = "same-lifetime"
 # What a key may read besides calling its features (the admin key may read everything):
 # trace metadata and spans, the stored (redacted) prompt and completion text of those
-# traces, and GET /metrics. Text is its own scope: seeing latencies is not seeing what
-# users wrote.
-SCOPES = ("traces:read", "traces:read_text", "metrics:read")
+# traces, GET /metrics, and the audit log (GET /v1/audit). Text is its own scope: seeing
+# latencies is not seeing what users wrote.
+SCOPES = ("traces:read", "traces:read_text", "metrics:read", "audit:read")
 
 
 def hash_key(plaintext: str) -> str:
