@@ -109,6 +109,12 @@ def test_javascript_assertion_is_refused_naming_the_test(tmp_path: Path, upstrea
     )
     config = bounded_yaml(tmp_path, upstream.base_url)
     result = bounded("eval", "run", str(suite), "-c", str(config))
-    assert result.exit_code == 100
+    # A broken suite, not a failed gate: exit 1 at load, before any call or stored row.
+    assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())
     assert "javascript assertions are not supported" in text and "'length check'" in text
+    assert "promptfooconfig.yaml:7" in text and "type: python" in text
+    assert upstream.count("good") == 0
+    db = Database.open(f"sqlite:///{tmp_path / 'bounded.db'}")
+    assert db.execute("SELECT COUNT(*) AS n FROM eval_runs")[0]["n"] == 0
+    db.close()

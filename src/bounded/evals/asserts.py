@@ -16,10 +16,10 @@ from bounded.evals.errors import SuiteError
 from bounded.evals.model import AssertSpec
 from bounded.evals.yamlio import Lines
 
-NOT_SUPPORTED = {
-    "javascript": "JavaScript assertions need an embedded JS engine; install "
-    "`mini-racer` (pip) to run them, or rewrite this one as `python`",
-}
+JS_HINT = (
+    "rewrite it as `type: python` with the same check in Python (it gets output and "
+    "context), inline or as `value: file://check.py`"
+)
 
 
 def parse_asserts(
@@ -93,3 +93,20 @@ def _number(value: Any, name: str, at: tuple[str | None, int | None]) -> float |
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SuiteError(f"{name} must be a number, not {value!r}", file=at[0], line=at[1])
     return float(value)
+
+
+def refuse_javascript(specs: list[AssertSpec], test: dict[str, Any]) -> None:
+    """A javascript assertion stops the suite before anything runs or is stored: no
+    embedded JS engine ships with bounded, and grading a suite without one of its checks
+    would report a verdict the suite's author never asked for."""
+    for spec in specs:
+        refuse_javascript(spec.children, test)
+        if spec.type == "javascript":
+            name = test.get("description")
+            named = f"test {name!r}" if name else "a test without a description"
+            raise SuiteError(
+                f"javascript assertions are not supported by bounded ({named})",
+                file=spec.where[0],
+                line=spec.where[1],
+                hint=JS_HINT,
+            )

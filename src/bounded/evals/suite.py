@@ -16,7 +16,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from bounded.evals.asserts import parse_asserts
+from bounded.evals.asserts import parse_asserts, refuse_javascript
 from bounded.evals.csvtests import csv_tests
 from bounded.evals.errors import SuiteError
 from bounded.evals.model import Case, Prompt, Provider, Suite
@@ -208,6 +208,7 @@ def _cases(test: dict[str, Any], default: dict[str, Any], base: Path, lines: Lin
     variables = {**_vars(default.get("vars"), base, lines), **_vars(test.get("vars"), base, lines)}
     asserts = parse_asserts(_list(default.get("assert")), base, lines, where)
     asserts += parse_asserts(_list(test.get("assert")), base, lines, where)
+    refuse_javascript(asserts, test)
     options = {**(default.get("options") or {}), **(test.get("options") or {})}
     for js in ("transform", "postprocess"):
         if js in options:
