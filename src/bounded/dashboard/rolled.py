@@ -1,19 +1,22 @@
-"""Dashboard figures from the hourly rollup, with raw rows only where it is not exact yet.
+"""Dashboard figures from the hourly rollup, plus what arrived since it last ran.
 
     cells = grid(db, w.start, w.end, w.bucket_s)            # as governance.signals.grid
     view = read(db, first_hour, end_hour, ("feature",), dim="feature")
 
-A window's hours are read from ``ledger_hourly`` where the rollup
-(:mod:`bounded.economics.rollup`) is exact for them, and from the ledger itself for the
-rest: the hours from ``rolled_until`` on (the current one, and any the job has not reached),
-and every rolled hour that something arrived for since the last run (a late row, a row in a
-gap, a new outcome, a late call of a trace with one). The two parts never overlap, so each
-figure equals what a query over the raw ledger says. The state row is read before the
-cells: a run that commits in between only changes hours this read already takes raw.
+Hours before ``rolled_until`` come from ``ledger_hourly`` (:mod:`bounded.economics.rollup`),
+which is exact for the ledger rows at or below its watermark and in no gap; the rows it has
+not seen (past the watermark, or filling a gap: a late row, a replica's commit out of id
+order) are added on top, summed straight from the ledger by id. Outcomes are corrected per
+trace: for each trace with a new outcome, or with a late call while it has one, what it
+added to the rolled hours when they were rolled is taken off and what it adds now is put
+on. The current hour and any the job has not reached are read from raw rows. So each
+figure equals what a query over the raw ledger says, at any time between two runs. A run
+that commits while a page reads would make the two count some rows twice: the state's
+version is read again at the end, and the read is done again if it moved.
 
-A rollup far behind (more than ``STALE_ROWS`` rows past its watermark: the job is not
-running, or is still filling a big ledger) is not trusted at all: the window is read raw,
-correct and as slow as before.
+A rollup far behind (more than ``STALE_ROWS`` rows or outcomes past its watermarks: the job
+is not running, or is still filling a big ledger) is not trusted at all: the window is read
+raw, correct and as slow as before.
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ from bounded.economics.hourly import (
     HOUR,
     ROLLED_SUMS,
     Cell,
+    cells_where,
+    contributions,
+    covered,
     hour_of,
-    ranges,
+    merge,
     raw_cells,
     raw_outcomes,
-    touched_hours,
+    trace_rows,
     unpack,
     with_outcomes,
 )
@@ -48,10 +54,19 @@ class View:
     cells: dict[tuple[Any, ...], Cell]  # (hour, *group): sums
     wins: dict[tuple[int, Any], list[int]]  # (hour, group of ``dim``): [successes, failures]
     raw_hours: int  # how many hours were read from the ledger itself
+    late_rows: int  # rows the rollup has not seen, added on top of its hours
 
 
-def stale_hours(db: Database, state: State, now: float) -> set[int] | None:
-    """The rolled hours something arrived for since the last run; None: too much did."""
+@dataclass
+class Unseen:
+    """What arrived since the rollup's last run."""
+
+    rows: list[Any]  # ledger rows past the watermark or in a gap: id, ts, trace_id
+    traces: set[str]  # traces whose outcome cells changed: a new outcome, or a late call
+
+
+def unseen(db: Database, state: State, now: float) -> Unseen | None:
+    """None: more than ``STALE_ROWS`` of it."""
     rows, _, _, cut = scan(
         db, "ledger", "id, ts, trace_id", state.ledger_upto, state.gaps.get("ledger", []),
         STALE_ROWS, now,
@@ -62,14 +77,11 @@ def stale_hours(db: Database, state: State, now: float) -> set[int] | None:
     )  # fmt: skip
     if cut or cut_outcomes:
         return None
-    # A row at or after rolled_until is read raw anyway, and cannot move a trace's first
-    # call into a rolled hour (every rolled call of its trace is earlier).
-    late = [r for r in rows if hour_of(float(r["ts"])) < state.rolled_until]
-    dirty = {hour_of(float(r["ts"])) for r in late}
-    traces = {str(r["trace_id"]) for r in outcomes}
-    traces |= with_outcomes(db, {str(r["trace_id"]) for r in late}, None)
-    dirty |= touched_hours(db, traces, None)
-    return {h for h in dirty if h < state.rolled_until}
+    # A row at or after rolled_until cannot move a trace's first call into a rolled hour
+    # (every rolled call of its trace is earlier), so only earlier ones change outcomes.
+    late = {str(r["trace_id"]) for r in rows if hour_of(float(r["ts"])) < state.rolled_until}
+    traces = {str(r["trace_id"]) for r in outcomes} | with_outcomes(db, late, None)
+    return Unseen(rows, traces)
 
 
 def read(
@@ -86,22 +98,28 @@ def read(
     """Sums per ``(hour, *group)`` over ``[first_hour, end_hour)``, and the outcomes per
     ``(hour, group)`` of dimension ``dim`` (feature, team or deployment)."""
     now = time.time() if now is None else now
-    state = read_state(db)
+    for _ in range(3):
+        state = read_state(db)
+        view = _read(db, state, first_hour, end_hour, group, dim, chat_only, latencies, now)
+        if read_state(db).version == state.version:
+            return view
+    # The job committed during each of three reads (it runs every few seconds at most):
+    # read raw rows only, which needs no agreement with it.
+    return _read(db, None, first_hour, end_hour, group, dim, chat_only, latencies, now)
+
+
+def _read(
+    db: Database, state: State | None, first_hour: int, end_hour: int, group: Sequence[str],
+    dim: str | None, chat_only: bool, latencies: bool, now: float,
+) -> View:  # fmt: skip
+    if state is None:
+        state = State(0, 0, 0, 0, {})
     split = min(max(state.rolled_until, first_hour), end_hour)
-    raw = set(range(split, end_hour))
-    if split > first_hour:
-        dirty = stale_hours(db, state, now)
-        rollable = set(range(first_hour, split))
-        raw |= rollable if dirty is None else dirty & rollable
-    rolled = ranges(h for h in range(first_hour, split) if h not in raw)
+    new = unseen(db, state, now) if split > first_hour else None
+    if new is None:
+        split = first_hour  # nothing rolled in the window, or the rollup is far behind
+    rolled = [(first_hour, split)] if split > first_hour else []
     cells = _rolled_cells(db, rolled, group, chat_only, latencies)
-    raw_spans = ranges(raw)
-    fresh = raw_cells(db, raw_spans, group, chat_only=chat_only, latencies=latencies)
-    for key, cell in fresh.items():
-        if key in cells:
-            cells[key].add(cell)
-        else:
-            cells[key] = cell
     wins: dict[tuple[int, Any], list[int]] = {}
     if dim is not None:
         for first, end in rolled:
@@ -111,10 +129,49 @@ def read(
                 (dim, first, end),
             ):
                 _count(wins, (int(r["hour"]), r["grp"]), int(r["successes"]), int(r["failures"]))
-        for (hour, d, grp), (s, f) in raw_outcomes(db, raw_spans).items():
+    late = 0
+    if new is not None and rolled:
+        late = _add_unseen(db, state, new, cells, wins, (first_hour, split), group, dim,
+                           chat_only, latencies)  # fmt: skip
+    tail = [(split, end_hour)] if end_hour > split else []
+    for key, cell in raw_cells(db, tail, group, chat_only=chat_only, latencies=latencies).items():
+        merge(cells, key, cell)
+    if dim is not None:
+        for (hour, d, grp), (s, f) in raw_outcomes(db, tail).items():
             if d == dim:
                 _count(wins, (hour, grp), s, f)
-    return View(cells, wins, sum(end - first for first, end in raw_spans))
+    return View(cells, wins, end_hour - split, late)
+
+
+def _add_unseen(
+    db: Database, state: State, new: Unseen, cells: dict[tuple[Any, ...], Cell],
+    wins: dict[tuple[int, Any], list[int]], span: tuple[int, int], group: Sequence[str],
+    dim: str | None, chat_only: bool, latencies: bool,
+) -> int:  # fmt: skip
+    """Add to the rolled hours of ``span`` the rows and outcome changes they lack."""
+    low, high = span[0] * HOUR, span[1] * HOUR
+    ids = [int(r["id"]) for r in new.rows if low <= float(r["ts"]) < high]
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        # By id (the primary key), never by the ts index: ``+ts`` keeps the planner off it.
+        found = cells_where(
+            db, f"id IN ({', '.join('?' * len(chunk))}) AND +ts >= ? AND +ts < ?",
+            [*chunk, low, high], group, chat_only=chat_only, latencies=latencies,
+        )  # fmt: skip
+        for key, cell in found.items():
+            merge(cells, (min(max(key[0], span[0]), span[1] - 1), *key[1:]), cell)
+    if dim is not None and new.traces:
+        calls, outcomes = trace_rows(db, new.traces)
+        holes, outcome_holes = state.gaps.get("ledger", []), state.gaps.get("outcomes", [])
+        before = contributions(
+            [c for c in calls if covered(int(c["id"]), state.ledger_upto, holes)],
+            [o for o in outcomes if covered(int(o["id"]), state.outcomes_upto, outcome_holes)],
+        )
+        for sign, wins_of in ((-1, before), (1, contributions(calls, outcomes))):
+            for (hour, d, grp), (s, f) in wins_of.items():
+                if d == dim and span[0] <= hour < span[1]:
+                    _count(wins, (hour, grp), sign * s, sign * f)
+    return len(ids)
 
 
 def _count(wins: dict[tuple[int, Any], list[int]], key: tuple[int, Any], s: int, f: int) -> None:

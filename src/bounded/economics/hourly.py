@@ -125,40 +125,122 @@ def unpack(blob: bytes | memoryview | None) -> list[float]:
     return packed.tolist()
 
 
+IdRanges = Sequence[Sequence[float]]  # [first id, last id, ...]: gaps, ids not to count
+
+
+def holes_sql(column: str, holes: IdRanges) -> tuple[str, list[int]]:
+    sql = "".join(f" AND NOT ({column} BETWEEN ? AND ?)" for _ in holes)
+    return sql, [int(v) for lo, hi, *_ in holes for v in (lo, hi)]
+
+
+def covered(i: int, upto: int | None, holes: IdRanges) -> bool:
+    return (upto is None or i <= upto) and not any(lo <= i <= hi for lo, hi, *_ in holes)
+
+
 def raw_cells(
     db: Database,
     spans: Sequence[tuple[int, int]],
     group: Sequence[str],
     *,
     upto: int | None = None,
+    holes: IdRanges = (),
     chat_only: bool = False,
     latencies: bool = False,
 ) -> dict[tuple[Any, ...], Cell]:
-    """Cells keyed ``(hour, *group)`` from raw ledger rows in the hour ranges ``spans``."""
-    cols = "".join(f", {c}" for c in group)
-    where = (" AND id <= ?" if upto is not None else "") + (
-        " AND operation = 'chat'" if chat_only else ""
-    )
-    lats = f", {latencies_sql(db.dialect)} AS lats" if latencies else ""
-    sql = (
-        f"SELECT {hour_sql(db.dialect)} AS hour{cols}, {RAW_SUMS}{lats} FROM ledger"
-        f" WHERE ts >= ? AND ts < ?{where} GROUP BY hour{cols}"
-    )
+    """Cells keyed ``(hour, *group)`` from raw ledger rows in the hour ranges ``spans``
+    (ids at or below ``upto``, none in ``holes``)."""
+    where, params = holes_sql("id", holes)
+    if upto is not None:
+        where, params = where + " AND id <= ?", [*params, upto]
     out: dict[tuple[Any, ...], Cell] = {}
     for first, end in spans:
-        params: list[Any] = [first * HOUR, end * HOUR] + ([upto] if upto is not None else [])
-        for r in db.execute(sql, params):
-            cell = Cell.of(r)
-            if latencies and r["lats"]:
-                cell.latencies = [float(v) for v in r["lats"].split(",")]
+        found = cells_where(
+            db, "ts >= ? AND ts < ?" + where, [first * HOUR, end * HOUR, *params], group,
+            chat_only=chat_only, latencies=latencies,
+        )  # fmt: skip
+        for (hour, *rest), cell in found.items():
             # A row the range selected belongs to the range, whatever the division said.
-            hour = min(max(int(r["hour"]), first), end - 1)
-            key = (hour, *(r[c] for c in group))
-            if key in out:
-                out[key].add(cell)
-            else:
-                out[key] = cell
+            merge(out, (min(max(hour, first), end - 1), *rest), cell)
     return out
+
+
+def cells_where(
+    db: Database,
+    where: str,
+    params: Sequence[Any],
+    group: Sequence[str],
+    *,
+    chat_only: bool = False,
+    latencies: bool = False,
+) -> dict[tuple[Any, ...], Cell]:
+    """Cells keyed ``(hour, *group)`` from the ledger rows ``where`` selects."""
+    cols = "".join(f", {c}" for c in group)
+    chat = " AND operation = 'chat'" if chat_only else ""
+    lats = f", {latencies_sql(db.dialect)} AS lats" if latencies else ""
+    out: dict[tuple[Any, ...], Cell] = {}
+    for r in db.execute(
+        f"SELECT {hour_sql(db.dialect)} AS hour{cols}, {RAW_SUMS}{lats} FROM ledger"
+        f" WHERE {where}{chat} GROUP BY hour{cols}",
+        params,
+    ):
+        cell = Cell.of(r)
+        if latencies and r["lats"]:
+            cell.latencies = [float(v) for v in r["lats"].split(",")]
+        merge(out, (int(r["hour"]), *(r[c] for c in group)), cell)
+    return out
+
+
+def merge(out: dict[tuple[Any, ...], Cell], key: tuple[Any, ...], cell: Cell) -> None:
+    if key in out:
+        out[key].add(cell)
+    else:
+        out[key] = cell
+
+
+Wins = dict[tuple[int, str, Any], list[int]]  # (hour, dimension, group): [successes, failures]
+
+
+def contributions(calls: Iterable[Any], outcomes: Iterable[Any]) -> Wins:
+    """What some traces add to the outcome cells: each trace's latest outcome, once per
+    group, in the hour of its first call in that group. ``calls``: rows with trace_id, ts
+    and the dimensions; ``outcomes``: rows with id, trace_id and outcome."""
+    latest: dict[str, tuple[int, str]] = {}
+    for r in outcomes:
+        t = str(r["trace_id"])
+        if t not in latest or int(r["id"]) > latest[t][0]:
+            latest[t] = (int(r["id"]), str(r["outcome"]))
+    first_call: dict[tuple[str, str, Any], float] = {}
+    for r in calls:
+        if str(r["trace_id"]) not in latest:
+            continue
+        for dim in DIMENSIONS:
+            key = (str(r["trace_id"]), dim, r[dim])
+            if key not in first_call or float(r["ts"]) < first_call[key]:
+                first_call[key] = float(r["ts"])
+    out: Wins = {}
+    for (trace, dim, grp), ts in first_call.items():
+        counts = out.setdefault((hour_of(ts), dim, grp), [0, 0])
+        counts[0 if latest[trace][1] == "success" else 1] += 1
+    return out
+
+
+def trace_rows(db: Database, traces: Iterable[str]) -> tuple[list[Any], list[Any]]:
+    """Every call and every outcome of ``traces``."""
+    calls: list[Any] = []
+    outcomes: list[Any] = []
+    ordered = sorted(set(traces))
+    for i in range(0, len(ordered), 500):
+        chunk = ordered[i : i + 500]
+        marks = ", ".join("?" * len(chunk))
+        calls += db.execute(
+            "SELECT id, trace_id, ts, feature, team, deployment FROM ledger"
+            f" WHERE trace_id IN ({marks})",
+            chunk,
+        )
+        outcomes += db.execute(
+            f"SELECT id, trace_id, outcome FROM outcomes WHERE trace_id IN ({marks})", chunk
+        )
+    return calls, outcomes
 
 
 def raw_outcomes(
@@ -167,50 +249,32 @@ def raw_outcomes(
     *,
     upto: int | None = None,
     outcomes_upto: int | None = None,
-) -> dict[tuple[int, str, str | None], list[int]]:
-    """``{(hour, dimension, group): [successes, failures]}`` for the traces whose first
-    call in a group falls in ``spans``, each with its latest outcome."""
+    holes: IdRanges = (),
+    outcome_holes: IdRanges = (),
+) -> Wins:
+    """The outcome cells of the hours in ``spans``, from the calls and outcomes at or below
+    the two ids and in no hole."""
     lid = " AND c.id <= ?" if upto is not None else ""
     oid = " AND o.id <= ?" if outcomes_upto is not None else ""
     limits = [v for v in (upto, outcomes_upto) if v is not None]
     traces: set[str] = set()
     for first, end in spans:
+        # CROSS JOIN: SQLite then walks the hour's calls (ix_ledger_ts) and looks each trace
+        # up in outcomes; no DISTINCT, which made it walk ix_ledger_trace, the whole ledger
+        # (PostgreSQL plans it freely).
         for r in db.execute(
-            "SELECT DISTINCT c.trace_id AS t FROM ledger c JOIN outcomes o ON o.trace_id ="
-            f" c.trace_id WHERE c.ts >= ? AND c.ts < ?{lid}{oid}",
+            "SELECT c.trace_id AS t FROM ledger c CROSS JOIN outcomes o WHERE"
+            f" o.trace_id = c.trace_id AND c.ts >= ? AND c.ts < ?{lid}{oid}",
             (first * HOUR, end * HOUR, *limits),
         ):
             traces.add(str(r["t"]))
+    calls, outcomes = trace_rows(db, traces)
+    wins = contributions(
+        [c for c in calls if covered(int(c["id"]), upto, holes)],
+        [o for o in outcomes if covered(int(o["id"]), outcomes_upto, outcome_holes)],
+    )
     hours = {h for first, end in spans for h in range(first, end)}
-    out: dict[tuple[int, str, str | None], list[int]] = {}
-    ordered = sorted(traces)
-    for i in range(0, len(ordered), 500):
-        chunk = ordered[i : i + 500]
-        marks = ", ".join("?" * len(chunk))
-        latest: dict[str, tuple[int, str]] = {}
-        for r in db.execute(
-            f"SELECT id, trace_id, outcome FROM outcomes o WHERE trace_id IN ({marks}){oid}",
-            (*chunk, *([outcomes_upto] if outcomes_upto is not None else [])),
-        ):
-            t = str(r["trace_id"])
-            if t not in latest or int(r["id"]) > latest[t][0]:
-                latest[t] = (int(r["id"]), str(r["outcome"]))
-        first_call: dict[tuple[str, str, str | None], float] = {}
-        for r in db.execute(
-            f"SELECT trace_id, ts, feature, team, deployment FROM ledger c"
-            f" WHERE trace_id IN ({marks}){lid}",
-            (*chunk, *([upto] if upto is not None else [])),
-        ):
-            for dim in DIMENSIONS:
-                key = (str(r["trace_id"]), dim, r[dim])
-                if key not in first_call or float(r["ts"]) < first_call[key]:
-                    first_call[key] = float(r["ts"])
-        for (trace, dim, grp), ts in first_call.items():
-            hour = hour_of(ts)
-            if hour in hours and trace in latest:
-                counts = out.setdefault((hour, dim, grp), [0, 0])
-                counts[0 if latest[trace][1] == "success" else 1] += 1
-    return out
+    return {key: counts for key, counts in wins.items() if key[0] in hours}
 
 
 def touched_hours(db: Database, traces: set[str], upto: int | None) -> set[int]:

@@ -11,16 +11,17 @@ sums every page needs and the hour's latencies (packed float64, so p95 stays exa
 
 Exactly correct, late rows included, by re-rolling whole hours rather than adding deltas:
 an hour's cells are always recomputed from the raw ledger, limited to rows with
-``id <= ledger_upto``, and written in the same transaction that moves the watermark. So
-an hour's cells are a pure function of the committed ledger below the watermark: running
-twice changes nothing (idempotent), and a row whose ``ts`` falls in an hour rolled long ago
-(a client that reports late, a replica's clock) only makes that hour dirty; the next run
-recomputes it whole, and until then readers see the row above the watermark and read that
-hour raw. Rows arriving out of id order are the one case a watermark alone would miss
-(PostgreSQL: replica A takes id 100, B takes 101 and commits first): ids skipped below the
-watermark are kept as gaps, looked at again on every run, and dropped after
-``GAP_TTL_S`` (a rolled-back batch's ids never come; a ledger transaction is one batch,
-milliseconds). SQLite has one writer, so its ids commit in order and it has no such gaps.
+``id <= ledger_upto`` outside the gaps below, and written in the same transaction that
+moves the watermark. So an hour's cells are a pure function of the committed ledger below
+the watermark: running twice changes nothing (idempotent), and a row whose ``ts`` falls in
+an hour rolled long ago (a client that reports late, a replica's clock) only makes that
+hour dirty; the next run recomputes it whole, and until then readers add the rows past the
+watermark on top. Rows arriving out of id order are the one case a watermark alone would
+miss (PostgreSQL: replica A takes id 100, B takes 101 and commits first): ids skipped below
+the watermark are kept as gaps, left out of every cell, looked at again on every run, and
+dropped after ``GAP_TTL_S`` (a rolled-back batch's ids never come; a ledger transaction is
+one batch, milliseconds; a row committed later than that would be missed). SQLite has one
+writer, so its ids commit in order and it has no such gaps.
 
 An outcome counts once per trace and group (feature, team or deployment), in the hour of
 the trace's first call in that group, with the trace's latest outcome. A new outcome, or a
@@ -150,8 +151,12 @@ def roll_up(db: Database, *, now: float | None = None, batch: int = BATCH) -> Re
     dirty |= touched_hours(db, traces, upto)
     dirty = {h for h in dirty if h < until}
     spans = ranges(dirty)
-    cells = raw_cells(db, spans, KEY, upto=upto, latencies=True)
-    wins = raw_outcomes(db, spans, upto=upto, outcomes_upto=oupto)
+    # Ids still missing below the watermarks stay out of every cell, so that a reader can
+    # add them on top once they arrive, and the next run rolls them in.
+    cells = raw_cells(db, spans, KEY, upto=upto, holes=ledger_gaps, latencies=True)
+    wins = raw_outcomes(
+        db, spans, upto=upto, outcomes_upto=oupto, holes=ledger_gaps, outcome_holes=outcome_gaps
+    )
     gaps = {k: v for k, v in (("ledger", ledger_gaps), ("outcomes", outcome_gaps)) if v}
     with db.transaction():
         # Compare-and-set first: it takes the row's lock, so a second job waits here and
