@@ -310,3 +310,21 @@ def test_models_show_the_route_a_release_promoted(
     gw.dashboard.close()
     gw.reader.close()
     db.close()
+
+
+def test_pairs_on_postgresql_where_traces_share_the_store(
+    upstream: FaultyUpstream, tmp_path: Path, postgres_url: str
+) -> None:
+    upstream.always("m", by_prompt({STABLE: 0, CANDIDATE: 2}))
+    data = config(upstream.base_url, UNDECIDED)
+    path = write(tmp_path, data, postgres_url)
+    with gateway(data, postgres_url) as (url, gw, db), api(url) as client:
+        version = push_candidate(db)
+        started = cli(path, "start", "extract", "--candidate", str(version), "--shadow", "100%")
+        assert started.exit_code == 0, started.output
+        sent = mirrored(client, gw, db, postgres_url, 4)
+        report = orjson.loads(answers(path, "--json", "--limit", "3").output)
+        assert [p["trace_id"] for p in report["data"]] == sent[:0:-1]  # newest first
+        for pair in report["data"]:
+            assert pair["stable"]["text"] == GOOD and pair["shadow"]["text"] in (GOOD, BAD)
+            assert (pair["shadow"]["text"] == BAD) == (pair["shadow"]["validation"] == "failed")
