@@ -141,6 +141,10 @@ def test_a_shadow_release_shows_both_answers_to_each_request(
                 assert arm["status"] == 200 and arm["deployment"] == "m"
                 assert arm["latency_ms"] > 0 and arm["cost_usd"] > 0
         assert sum(p["shadow"]["validation"] == "failed" for p in pairs.values()) == 3
+        # --differ: only the requests where the arms disagree (here: the candidate failed).
+        differing = orjson.loads(answers(path, "--json", "--differ").output)["data"]
+        failed = {t for t, p in pairs.items() if p["shadow"]["validation"] == "failed"}
+        assert {p["trace_id"] for p in differing} == failed
 
         # Each arm is its own trace row under the request's trace id (the shadow's spans
         # and answer are not folded into the live request's trace).
@@ -187,6 +191,16 @@ def test_a_shadow_release_shows_both_answers_to_each_request(
                 headers={"authorization": f"Bearer {ADMIN_KEY}"},
             )
             assert bad.status_code == 422 and bad.json()["error"]["param"] == "limit"
+            only = http.get(
+                "/v1/releases/extract/pairs?differ=true",
+                headers={"authorization": f"Bearer {ADMIN_KEY}"},
+            )
+            assert {p["trace_id"] for p in only.json()["data"]} == failed
+            vague = http.get(
+                "/v1/releases/extract/pairs?differ=maybe",
+                headers={"authorization": f"Bearer {ADMIN_KEY}"},
+            )
+            assert vague.status_code == 422 and vague.json()["error"]["param"] == "differ"
             missing = http.get(
                 "/v1/releases/nope/pairs", headers={"authorization": f"Bearer {ADMIN_KEY}"}
             )
@@ -328,3 +342,6 @@ def test_pairs_on_postgresql_where_traces_share_the_store(
         for pair in report["data"]:
             assert pair["stable"]["text"] == GOOD and pair["shadow"]["text"] in (GOOD, BAD)
             assert (pair["shadow"]["text"] == BAD) == (pair["shadow"]["validation"] == "failed")
+        differing = orjson.loads(answers(path, "--json", "--differ").output)["data"]
+        assert len(differing) == 2  # every second candidate answer failed
+        assert all(p["shadow"]["validation"] == "failed" for p in differing)

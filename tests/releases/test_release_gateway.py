@@ -204,6 +204,7 @@ def test_a_candidate_that_fails_validation_more_often_is_rolled_back(
         ended = store.get(release.id)
         assert ended.ended_by == "bounded-evaluator"
         # Both arms had enough requests before the test decided; the evidence says so.
+        assert ended.decision is not None
         signals = {s["signal"]: s for s in ended.decision["verdict"]["signals"]}
         assert signals["validation_failures"]["state"] == "worse"
         assert (
@@ -429,7 +430,9 @@ def test_a_shadow_mirrors_traffic_off_the_request_path_and_is_decided_too(
             ("shadow", "m2"),
             ("stable", "m"),
         ]
-        cost = store.get(release.id).decision["cost_usd_by_arm"]
+        decision = store.get(release.id).decision
+        assert decision is not None
+        cost = decision["cost_usd_by_arm"]
         assert cost["shadow"] > cost["stable"] > 0  # m2 is the dearer model
         # Rolled back: the feature's own route again, no copies any more (once the copies
         # sent before the decision have landed: they run in the background).

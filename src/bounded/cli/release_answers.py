@@ -2,6 +2,7 @@
 
     bounded release answers support-answer              # the newest 10 pairs
     bounded release answers support-answer --limit 50 --json
+    bounded release answers support-answer --differ      # only where the arms disagree
     bounded release answers support-answer --release 3f9a0c1d2e4b5a69
 
 Per mirrored request: what the user got (stable) and what the candidate answered (shadow),
@@ -36,6 +37,9 @@ def answers(
     release_id: str | None = typer.Option(
         None, "--release", help="a release id (default: the feature's newest shadow)"
     ),
+    differ: bool = typer.Option(
+        False, "--differ", help="only pairs where one arm failed validation or erred"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON, answers in full"),
     config: Path | None = ConfigOption,
 ) -> None:
@@ -52,7 +56,9 @@ def answers(
             _fail(exc.message, f"see `bounded release status {feature}`")
         traces = _trace_store(cfg.server.store)
         try:
-            report = pairs_report(store.db, traces, release, cfg.features[feature], limit=limit)
+            report = pairs_report(
+                store.db, traces, release, cfg.features[feature], limit=limit, differ=differ
+            )
         finally:
             if traces is not None:
                 traces.close()
@@ -81,7 +87,10 @@ def _print(report: dict[str, Any]) -> None:
     style = "dim" if policy["stored"] else "yellow"
     out.print(f"  [{style}]{escape(policy['note'])}[/]")
     if not report["data"]:
-        out.print("no mirrored requests yet: send traffic to the feature through the gateway")
+        if report["only_differing"]:
+            out.print("no pair where the arms differ (validation or a 5xx) among those mirrored")
+        else:
+            out.print("no mirrored requests yet: send traffic to the feature through the gateway")
         return
     table = Table(
         "trace", "arm", "status", "validation", "latency", "cost", "deployment", "prompt", "answer"

@@ -193,6 +193,7 @@ def build(models: tuple[str, ...] = (), collections: tuple[str, ...] = ()) -> di
                 [
                     {"name": "feature", "in": "path", "required": True, "schema": _name(models)},
                     {"name": "release", "in": "query", "schema": {"type": "string"}},
+                    {"name": "differ", "in": "query", "schema": {"type": "boolean"}},
                     {
                         "name": "limit",
                         "in": "query",

@@ -110,18 +110,19 @@ def text_policy(name: str, feature: FeatureConfig | None) -> dict[str, Any]:
 
 
 def shadow_pairs(
-    db: Database, traces: Database | None, release: Release | str, *, limit: int = 20
+    db: Database,
+    traces: Database | None,
+    release: Release | str,
+    *,
+    limit: int = 20,
+    differ: bool = False,
 ) -> list[Pair]:
     """The newest ``limit`` mirrored requests of a release, newest first; ``traces``: the
-    trace store (None: none yet, so no text)."""
+    trace store (None: none yet, so no text). ``differ``: only those where one arm failed
+    validation or erred and the other did not (what a reviewer reads first)."""
     release_id = release if isinstance(release, str) else release.id
     limit = max(1, min(int(limit), MAX_LIMIT))
-    newest = db.execute(
-        "SELECT trace_id, MIN(ts) AS first_ts FROM ledger WHERE release_id = ?"
-        " AND arm = 'shadow' AND operation = 'chat' GROUP BY trace_id"
-        " ORDER BY first_ts DESC LIMIT ?",
-        (release_id, limit),
-    )
+    newest = db.execute(_DIFFER if differ else _NEWEST, (release_id, limit))
     if not newest:
         return []
     pairs = {r["trace_id"]: Pair(r["trace_id"], float(r["first_ts"])) for r in newest}
@@ -153,6 +154,30 @@ def shadow_pairs(
     return sorted(pairs.values(), key=lambda p: p.ts, reverse=True)
 
 
+_NEWEST = (
+    "SELECT trace_id, MIN(ts) AS first_ts FROM ledger WHERE release_id = ?"
+    " AND arm = 'shadow' AND operation = 'chat' GROUP BY trace_id"
+    " ORDER BY first_ts DESC LIMIT ?"
+)
+
+
+def _either(arm: str, test: str) -> str:
+    return f"MAX(CASE WHEN arm = '{arm}' AND {test} THEN 1 ELSE 0 END)"
+
+
+# A request failed validation if any of its passes did, erred if any row has a 5xx: the
+# same per-request reading as the release's signals.
+_DIFFER = (
+    "SELECT trace_id, MIN(CASE WHEN arm = 'shadow' THEN ts END) AS first_ts FROM ledger"
+    " WHERE release_id = ? AND operation = 'chat' AND arm IN ('stable', 'shadow')"
+    " GROUP BY trace_id HAVING SUM(CASE WHEN arm = 'shadow' THEN 1 ELSE 0 END) > 0"
+    f" AND ({_either('stable', 'validation = ' + repr('failed'))}"
+    f" <> {_either('shadow', 'validation = ' + repr('failed'))}"
+    f" OR {_either('stable', 'status >= 500')} <> {_either('shadow', 'status >= 500')})"
+    " ORDER BY first_ts DESC LIMIT ?"
+)
+
+
 def _add_texts(traces: Database, pairs: dict[str, Pair]) -> None:
     """Each arm's stored (redacted) text: the trace row of that arm under the trace id."""
     marks = ", ".join("?" for _ in pairs)
@@ -177,10 +202,11 @@ def pairs_report(
     *,
     limit: int = 20,
     with_text: bool = True,
+    differ: bool = False,
 ) -> dict[str, Any]:
     """What ``bounded release answers`` and ``GET /v1/releases/{feature}/pairs`` return."""
     policy = text_policy(release.feature, feature)
-    found = shadow_pairs(db, traces, release, limit=limit)
+    found = shadow_pairs(db, traces, release, limit=limit, differ=differ)
     return {
         "object": "list",
         "feature": release.feature,
@@ -196,6 +222,7 @@ def pairs_report(
             else list(release.candidate_route.targets),
         },
         "text_policy": policy,
+        "only_differing": differ,
         "data": [p.json(with_text) for p in found],
     }
 

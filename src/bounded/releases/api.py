@@ -2,6 +2,7 @@
 
     curl -H "authorization: Bearer $KEY" \
         "localhost:8000/v1/releases/support-answer/pairs?limit=20&release=3f9a0c1d2e4b5a69"
+    GET /v1/releases/support-answer/pairs?differ=true   # only where the arms disagree
 
 The same report as ``bounded release answers --json`` (:func:`~bounded.releases.answers.
 pairs_report`). Pairs are trace data: reading them needs the ``traces:read`` scope (or the
@@ -55,8 +56,9 @@ def routes(
             limit = _limit(request.query_params.get("limit"))
             text = principal.may("traces:read_text")
             release_id = request.query_params.get("release") or None
+            differ = _flag(request.query_params.get("differ"))
             report = await asyncio.to_thread(
-                _report, store, traces, feature, release_id, spec, limit, text
+                _report, store, traces, feature, release_id, spec, limit, text, differ
             )
             return Response(orjson.dumps(report), media_type=JSON)
         except BoundedError as exc:
@@ -73,10 +75,12 @@ def _report(
     spec: Any,
     limit: int,
     text: bool,
+    differ: bool,
 ) -> dict[str, Any]:
     release = pick_release(store, feature, release_id)
+    found = traces.get() if text else None
     report = pairs_report(
-        store.db, traces.get() if text else None, release, spec, limit=limit, with_text=text
+        store.db, found, release, spec, limit=limit, with_text=text, differ=differ
     )
     if not text:
         report["text_policy"] = {
@@ -108,6 +112,14 @@ def _limit(value: str | None) -> int:
     if not 1 <= number <= MAX_LIMIT:
         raise Unprocessable(f"'limit' must be between 1 and {MAX_LIMIT}", param="limit")
     return number
+
+
+def _flag(value: str | None) -> bool:
+    if value in (None, "", "false", "0"):
+        return False
+    if value in ("true", "1"):
+        return True
+    raise Unprocessable("'differ' must be true or false", param="differ")
 
 
 class _TraceStore:
