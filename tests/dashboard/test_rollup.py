@@ -305,3 +305,22 @@ def test_the_gateway_rolls_up_in_the_background(db: Database, gateway_factory: A
             assert time.monotonic() < deadline, "the rollup job did not run"
             time.sleep(0.1)
     assert db.execute("SELECT COUNT(*) AS n FROM ledger_hourly")[0]["n"] > 0
+
+
+def test_the_p95_of_sorted_runs_is_the_nearest_rank_p95() -> None:
+    """What the pages show for big windows: hours' sorted latencies, never sorted together."""
+    rng = random.Random(8)
+    lists = [
+        [rng.lognormvariate(6, 0.5) for _ in range(50_000)],
+        [float(rng.randint(1, 5)) for _ in range(40_000)],  # ties around the rank
+        [1.0] * 25_000 + [9.0] * 2_000,
+        [rng.random() for _ in range(100)],
+    ]
+    for values in lists:
+        for size in (7, 300, 5_000):  # runs of an hour's calls for one group, or a day's
+            runs = [sorted(values[i : i + size]) for i in range(0, len(values), size)]
+            rng.shuffle(runs)
+            for q in (0.5, 0.95, 0.99):
+                assert rolled.runs_percentile(runs, q) == percentile(values, q), (size, q)
+    assert rolled.runs_percentile([], 0.95) is None
+    assert rolled.runs_percentile([[], [3.0]], 0.95) == 3.0

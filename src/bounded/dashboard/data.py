@@ -20,7 +20,7 @@ from bounded.dashboard.charts import Series, bar_chart, line_chart, meter, spark
 from bounded.economics.periods import window
 from bounded.economics.rules import budget_rules
 from bounded.economics.spend import spend_since
-from bounded.governance.signals import Signals, by_feature, over_time
+from bounded.governance.signals import Signals
 from bounded.store.db import Database
 
 if TYPE_CHECKING:
@@ -95,16 +95,11 @@ def _traffic_charts(series: list[tuple[float, Signals]], w: Window) -> dict[str,
 
 def overview(db: Database, config: BoundedConfig, w: Window) -> dict[str, Any]:
     cells = rolled.grid(db, w.start, w.end, w.bucket_s)
-    series = over_time(cells, w.start, w.end, w.bucket_s)
-    total = Signals()
+    series = rolled.over_time(cells, w.start, w.end, w.bucket_s)
+    total = rolled.RolledSignals()
     for _, s in series:
-        total.requests += s.requests
-        total.errors += s.errors
-        total.cost_e10 += s.cost_e10
-        total.successes += s.successes
-        total.failures += s.failures
-        total.latencies += s.latencies
-    per_feature = by_feature(cells)
+        rolled.add(total, s)
+    per_feature = rolled.by_feature(cells)
     features = [
         {
             "name": name,

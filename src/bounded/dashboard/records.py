@@ -6,14 +6,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from bounded.dashboard import rolled
 from bounded.dashboard.charts import Series, line_chart, sparkline
 from bounded.dashboard.data import Window, decode, usd
-from bounded.dashboard.rolled import baseline_hours as rolled_baseline
-from bounded.dashboard.rolled import grid as rolled_grid
 from bounded.governance.alerts import ResolvedBand, bands
 from bounded.governance.incidents import Incidents
 from bounded.governance.settings import SIGNALS
-from bounded.governance.signals import by_feature, over_time, signal_series
+from bounded.governance.signals import signal_series
 from bounded.governance.tiers import feature_issues
 from bounded.store.db import Database
 from bounded.telemetry.store import SUMMARY, TraceRepository
@@ -38,14 +37,14 @@ def features(db: Database, config: BoundedConfig, w: Window) -> list[dict[str, A
     # This window's signals and the baseline their bands are learned from come from the
     # hourly rollup (raw rows only for hours it does not cover yet): reading a week of
     # every feature's rows is what made this page take seconds on a big ledger.
-    cells = rolled_grid(db, w.start, w.end, w.bucket_s)
-    current = by_feature(cells)
+    cells = rolled.grid(db, w.start, w.end, w.bucket_s)
+    current = rolled.by_feature(cells)
     series_by = {
-        name: over_time({k: v for k, v in cells.items() if k[0] == name}, w.start, w.end,
-                        w.bucket_s)
+        name: rolled.over_time({k: v for k, v in cells.items() if k[0] == name}, w.start,
+                               w.end, w.bucket_s)
         for name in config.features
     }  # fmt: skip
-    hours = rolled_baseline(db, config.alerts, now)
+    hours = rolled.baseline_hours(db, config.alerts, now)
     open_by: dict[str, int] = {}
     for row in db.execute(
         "SELECT feature, COUNT(*) AS n FROM incidents WHERE status = 'open' GROUP BY feature"

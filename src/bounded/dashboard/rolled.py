@@ -21,9 +21,13 @@ raw, correct and as slow as before.
 
 from __future__ import annotations
 
+import math
+import random
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from bounded.economics.hourly import (
@@ -43,7 +47,7 @@ from bounded.economics.hourly import (
 )
 from bounded.economics.rollup import State, read_state, scan
 from bounded.governance.settings import AlertsConfig
-from bounded.governance.signals import Signals
+from bounded.governance.signals import Signals, percentile
 from bounded.store.db import Database
 
 STALE_ROWS = 20_000
@@ -194,24 +198,67 @@ def _rolled_cells(
             (first, end),
         ):
             out[(int(r["hour"]), *(r[c] for c in group))] = Cell.of(r)
-        if latencies:  # one packed array per stored row, joined per group here
+        if latencies:  # one sorted run per stored row, kept apart (see runs_percentile)
             for r in db.execute(
                 f"SELECT hour{cols}, latencies FROM ledger_hourly"
                 f" WHERE hour >= ? AND hour < ?{chat}",
                 (first, end),
             ):
-                out[(int(r["hour"]), *(r[c] for c in group))].latencies += unpack(r["latencies"])
+                out[(int(r["hour"]), *(r[c] for c in group))].runs.append(unpack(r["latencies"]))
     return out
 
 
-def signals(cell: Cell | None, wins: list[int] | None) -> Signals:
-    s = Signals()
+@dataclass
+class RolledSignals(Signals):
+    """Signals whose latencies are sorted runs (an hour's each), so that the p95 of a month
+    is found without sorting a million floats: same value, a tenth of the time."""
+
+    runs: list[Any] = field(default_factory=list)
+
+    @property
+    def latency_p95_ms(self) -> float | None:
+        return runs_percentile(self.runs + ([sorted(self.latencies)] if self.latencies else []),
+                               0.95)  # fmt: skip
+
+
+def runs_percentile(runs: list[Any], q: float) -> float | None:
+    """:func:`bounded.governance.signals.percentile` (nearest rank) of the values of sorted
+    ``runs``, exact: a sample of one value in 4,000 brackets the rank, each run is cut at
+    the bracket by bisection, and only what falls inside is sorted. A bracket that missed the
+    rank (unlikely by chance; only a matter of time) falls back to sorting everything."""
+    n = sum(map(len, runs))
+    if n < 20_000:
+        return percentile([v for run in runs for v in run], q)
+    k = max(0, math.ceil(q * n) - 1)
+    ends = list(accumulate(map(len, runs)))
+    step = n // 4000  # every step-th value, from a random start: the runs' order is arbitrary
+    sample = []
+    for position in range(random.Random(n).randrange(step), n, step):
+        i = bisect_right(ends, position)
+        sample.append(runs[i][position - (ends[i - 1] if i else 0)])
+    sample.sort()
+    at = int(q * len(sample))
+    low, high = sample[max(0, at - 60)], sample[min(len(sample) - 1, at + 60)]
+    below, inside = 0, []
+    for run in runs:
+        first, last = bisect_left(run, low), bisect_right(run, high)
+        below += first
+        inside += run[first:last]
+    if below <= k < below + len(inside):
+        inside.sort()
+        return float(inside[k - below])
+    return percentile([v for run in runs for v in run], q)
+
+
+def signals(cell: Cell | None, wins: list[int] | None) -> RolledSignals:
+    s = RolledSignals()
     if cell is not None:
         s.requests, s.errors = cell.requests, cell.errors
         s.validated, s.validation_failed = cell.validated, cell.vfailed
         s.refusals, s.answered, s.output_tokens = cell.refusals, cell.answered, cell.answer_tokens
         s.grounded, s.groundedness_sum = cell.grounded, cell.gsum
-        s.cost_e10, s.latencies = cell.cost_e10, cell.latencies
+        s.cost_e10 = cell.cost_e10
+        s.runs = cell.runs + ([sorted(cell.latencies)] if cell.latencies else [])
     if wins is not None:
         s.successes, s.failures = wins
     return s
@@ -225,26 +272,53 @@ def grid(
     an outcome counts in the bucket of its trace's first call in the feature."""
     first, end = hour_of(since), -(-int(until) // HOUR)
     view = read(db, first, end, ("feature",), dim="feature", chat_only=True, latencies=True)
-    out: dict[tuple[str, int], Signals] = {}
+    cells: dict[tuple[str, int], Cell] = {}
     for (hour, feature), cell in view.cells.items():
-        key = (feature or "-", int((hour * HOUR - since) // bucket_s))
-        _merge_into(out, key, signals(cell, None))
-    for (hour, feature), counts in view.wins.items():
-        key = (feature or "-", int((hour * HOUR - since) // bucket_s))
-        _merge_into(out, key, signals(None, counts))
+        merge(cells, (feature or "-", int((hour * HOUR - since) // bucket_s)), cell)
+    wins: dict[tuple[str, int], list[int]] = {}
+    for (hour, feature), (s, f) in view.wins.items():
+        counts = wins.setdefault((feature or "-", int((hour * HOUR - since) // bucket_s)), [0, 0])
+        counts[0] += s
+        counts[1] += f
+    return {key: signals(cells.get(key), wins.get(key)) for key in cells.keys() | wins.keys()}
+
+
+def add(into: Signals, s: Signals) -> None:
+    into.requests += s.requests
+    into.errors += s.errors
+    into.validated += s.validated
+    into.validation_failed += s.validation_failed
+    into.refusals += s.refusals
+    into.answered += s.answered
+    into.output_tokens += s.output_tokens
+    into.grounded += s.grounded
+    into.groundedness_sum += s.groundedness_sum
+    into.successes += s.successes
+    into.failures += s.failures
+    into.cost_e10 += s.cost_e10
+    into.latencies += s.latencies
+    if isinstance(into, RolledSignals) and isinstance(s, RolledSignals):
+        into.runs += s.runs
+
+
+def by_feature(cells: dict[tuple[str, int], Signals]) -> dict[str, Signals]:
+    """As :func:`bounded.governance.signals.by_feature`, with the faster p95."""
+    out: dict[str, Signals] = {}
+    for (name, _), s in cells.items():
+        add(out.setdefault(name, RolledSignals()), s)
     return out
 
 
-def _merge_into(out: dict[tuple[str, int], Signals], key: tuple[str, int], s: Signals) -> None:
-    if key not in out:
-        out[key] = s
-        return
-    into = out[key]
-    for name in Signals.__dataclass_fields__:
-        if name == "latencies":
-            into.latencies += s.latencies
-        else:
-            setattr(into, name, getattr(into, name) + getattr(s, name))
+def over_time(
+    cells: dict[tuple[str, int], Signals], since: float, until: float, bucket_s: float
+) -> list[tuple[float, Signals]]:
+    """As :func:`bounded.governance.signals.over_time`, with the faster p95."""
+    count = max(1, math.ceil((until - since) / bucket_s))
+    merged: list[Signals] = [RolledSignals() for _ in range(count)]
+    for (_, b), s in cells.items():
+        if 0 <= b < count:
+            add(merged[b], s)
+    return [(since + i * bucket_s, s) for i, s in enumerate(merged)]
 
 
 def baseline_hours(db: Database, settings: AlertsConfig, now: float) -> dict[str, list[Signals]]:

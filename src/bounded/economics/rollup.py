@@ -4,7 +4,7 @@
     task = asyncio.create_task(rollup_forever(store_url))  # the gateway's background job
 
 ``ledger_hourly`` holds one row per (hour, feature, team, deployment, operation) with the
-sums every page needs and the hour's latencies (packed float64, so p95 stays exact), and
+sums every page needs and the hour's latencies (sorted, packed float64: p95 stays exact), and
 ``ledger_hourly_outcomes`` one per (hour, dimension, group) with successes and failures.
 ``ledger_hourly_state`` (one row) says what the two cover; readers are in
 :mod:`bounded.dashboard.rolled`.
@@ -178,7 +178,12 @@ def roll_up(db: Database, *, now: float | None = None, batch: int = BATCH) -> Re
                     f"INSERT INTO ledger_hourly (hour, {', '.join(KEY)}, {', '.join(SUMS)},"
                     f" latencies) VALUES ({', '.join('?' * (2 + len(KEY) + len(SUMS)))})",
                     [
-                        (key[0], *key[1:], *(getattr(c, s) for s in SUMS), pack(c.latencies))
+                        (
+                            key[0],
+                            *key[1:],
+                            *(getattr(c, s) for s in SUMS),
+                            pack(sorted(c.latencies)),
+                        )
                         for key, c in cells.items()
                     ],
                 )

@@ -2,10 +2,11 @@
 
 ``ledger_hourly``: one row per (hour, feature, team, deployment, operation), ``hour`` being
 ``floor(ts / 3600)``, with the sums the pages show and the hour's latencies packed as
-little-endian float64 (so a p95 over any hours stays exact). ``ledger_hourly_outcomes``:
-per (hour, dimension, group), the traces whose first call in that group fell in the hour,
-by their latest outcome. ``ledger_hourly_state``: one row, what the two cover (watermarks
-on ledger and outcome ids, the first hour not rolled, ids skipped below the watermark).
+little-endian float64 in ascending order (so a p95 over any hours stays exact, and is found
+without sorting them all again). ``ledger_hourly_outcomes``: per (hour, dimension, group),
+the traces whose first call in that group fell in the hour, by their latest outcome.
+``ledger_hourly_state``: one row, what the two cover (watermarks on ledger and outcome ids,
+the first hour not rolled, ids skipped below the watermark).
 Filled by the gateway's background job (:mod:`bounded.economics.rollup`); empty after this
 upgrade, so the first run rolls up the whole ledger (in batches; the pages read raw rows
 meanwhile).
