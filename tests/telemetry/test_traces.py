@@ -7,6 +7,7 @@ official OpenAI SDK.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -46,8 +47,21 @@ def upstream(standin: FaultyUpstream) -> FaultyUpstream:
     return standin
 
 
+_clients: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """The SDK clients a test made are closed after it (an unclosed one leaks a socket)."""
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
 def _client(url: str, key: str = ADMIN_KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+    _clients.append(client)
+    return client
 
 
 def _trace(url: str, trace_id: str, key: str = ADMIN_KEY, **params: str) -> httpx.Response:
