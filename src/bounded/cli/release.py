@@ -14,12 +14,10 @@ person's override, recorded in the audit log like the automatic decisions.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 import yaml
@@ -28,47 +26,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from bounded.audit.log import actor_from_env
-from bounded.cli.common import ConfigOption, err, load, out
+from bounded.cli.common import ConfigOption, err, out
+from bounded.cli.release_common import _fail, _feature, _open, release_app
 from bounded.config.schema import BoundedConfig, RouteConfig
 from bounded.errors import BoundedError
-
-release_app = typer.Typer(
-    help="Shadow and canary releases of a prompt version (and route).", no_args_is_help=True
-)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(release_app, name="release")
-
-
-def _fail(message: str, hint: str | None = None) -> NoReturn:
-    err.print(f"[bold red]error[/]: {escape(message)}")
-    if hint:
-        err.print(f"  [dim]hint:[/] {escape(hint)}")
-    raise typer.Exit(1)
-
-
-@contextlib.contextmanager
-def _open(config: Path | None) -> Iterator[tuple[BoundedConfig, Any]]:
-    from bounded.prompts.store import PromptStore, seed_config
-    from bounded.releases.store import ReleaseStore
-    from bounded.store.db import Database
-
-    cfg = load(config)[1]
-    db = Database.open(cfg.server.store)
-    try:
-        systems = {n: f.prompt.system for n, f in cfg.features.items() if f.prompt.system}
-        seed_config(PromptStore(db), systems)  # bounded.yaml's prompt is version 1
-        yield cfg, ReleaseStore(db)
-    finally:
-        db.close()
-
-
-def _feature(cfg: BoundedConfig, name: str) -> None:
-    if name not in cfg.features:
-        _fail(
-            f"no feature {name!r}", f"features in the config: {', '.join(cfg.features) or 'none'}"
-        )
 
 
 def parse_share(value: str, flag: str) -> float:
@@ -319,5 +284,5 @@ def promoted_routes(cfg: BoundedConfig) -> dict[str, Any]:
         db.close()
 
 
-# `bounded release answers` lives in its own module (it imports this one's helpers).
+# `bounded release answers` lives in its own module (it registers on release_app).
 from bounded.cli import release_answers as _answers  # noqa: E402, F401

@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bounded.cli.common import ConfigOption, out
-from bounded.cli.release import _fail, _feature, _open, release_app
+from bounded.cli.release_common import _fail, _feature, _open, release_app
 from bounded.errors import BoundedError
 
 SHOWN_CHARS = 160  # of each answer in the table; --json has all of it
