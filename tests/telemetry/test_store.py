@@ -65,3 +65,39 @@ def test_written_in_batches_and_read_back(
         for table in ("traces", "spans", "trace_texts"):
             db.execute(f"DELETE FROM {table}")
         db.close()
+
+
+def test_a_busy_writer_redacts_in_a_child_process_and_stores_nothing_raw(store_url: str) -> None:
+    """Many texts in one batch are redacted by the child process (off the gateway's GIL);
+    what is stored is the same redaction as the thread's."""
+    from bounded.telemetry.redactor import Redactor
+
+    db = Database.open(store_url)
+    writer = TraceWriter(store_url, interval_s=60)  # one batch: everything put before flush
+    writer._redactor = redactor = Redactor(min_batch=8)
+    try:
+        for i in range(40):
+            text = f"ticket {i}: reach me at carol{i}@example.com or +1 415 555 01{i:02d}"
+            writer.put(_record(f"busy-{i}", "a", 200, text=text))
+        assert writer.flush(30)
+        assert redactor.in_child == 80  # every prompt and completion, in the child
+        stored = [TraceRepository(db).texts(f"busy-{i}")[0] for i in range(40)]
+        assert all(
+            "@example.com" not in t["prompt"] and "555 01" not in t["prompt"] for t in stored
+        )
+        assert stored[7]["prompt"] == "ticket 7: reach me at <EMAIL_1> or <PHONE_1>"
+        assert stored[7]["completion"] == stored[7]["prompt"]
+    finally:
+        writer.close()
+        db.close()
+
+
+def test_a_child_that_fails_falls_back_to_redacting_in_the_thread(store_url: str) -> None:
+    from bounded.telemetry.redactor import Redactor
+
+    redactor = Redactor(min_batch=1, timeout_s=0.000001)  # the child can never answer in time
+    try:
+        assert redactor.many(["mail dave@example.com"]) == ["mail <EMAIL_1>"]
+        assert redactor.in_child == 0
+    finally:
+        redactor.close()

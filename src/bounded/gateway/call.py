@@ -165,7 +165,11 @@ class Call:
         if self._closed:
             return
         self._closed = True
-        for cleanup in reversed(self._cleanups):
+        # Dropped once run: a cleanup that refers to this call (telemetry's does) would
+        # otherwise keep the call in a reference cycle, and every request's objects would
+        # wait for the cyclic garbage collector instead of being freed at once.
+        cleanups, self._cleanups = self._cleanups, []
+        for cleanup in reversed(cleanups):
             cleanup()
 
 

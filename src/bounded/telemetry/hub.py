@@ -65,6 +65,15 @@ class Telemetry:
         self.metrics.finished(call)
         if rec is None:
             return None
+        try:
+            return self._trace_record(call, rec)
+        finally:
+            # call.spans is rec and rec.passes holds call: a cycle that would leave the
+            # request's objects to the cyclic collector. Nothing reads them after this.
+            rec.passes = []
+            call.spans = None
+
+    def _trace_record(self, call: Any, rec: Recorder) -> TraceRecord | None:
         root = rec.root
         model = request_model(call)
         if model is not None:

@@ -14,8 +14,9 @@ value (``spans_json``, see :mod:`bounded.telemetry.spanlist`). Rows written befo
 Like the ledger's group commit, many traces share one transaction; unlike the ledger, a
 trace is not worth making a client wait for, so ``put`` only queues. The queue is bounded:
 when the store falls behind, new traces are dropped (and counted in the log) rather than
-held in memory without limit. Stored text is redacted here, in the writer's thread (the
-detectors cost a few ms per KB: not on the loop), before it is written.
+held in memory without limit. Stored text is redacted here, before it is written: in the
+writer's thread, or for a large batch in a child process (:mod:`bounded.telemetry.redactor`:
+the detectors hold the GIL, which a busy event loop needs).
 
 Why a sibling SQLite file (``bounded.db`` -> ``bounded-traces.db``, same schema): SQLite has
 one writer per file, and a trace batch holding the write lock made the ledger's commit on
@@ -37,6 +38,7 @@ from typing import Any
 from bounded.store.db import Database
 from bounded.store.urls import dialect_of, sqlite_path
 from bounded.telemetry import spanlist
+from bounded.telemetry.redactor import Redactor
 from bounded.telemetry.spans import Span
 
 log = logging.getLogger("bounded.telemetry")
@@ -81,7 +83,7 @@ class TraceWriter:
     ):
         self._url = url
         self._export = export
-        self._redact = redact or _scrub
+        self._redactor = Redactor(redact)
         self._interval = interval_s
         # A deque, not a Queue: an append takes no lock and wakes no thread. Measured: a
         # writer woken per trace wrote batches of one, and its commits and GIL hand-offs
@@ -117,6 +119,7 @@ class TraceWriter:
         self._closing = True
         self._wake.set()
         self._thread.join(timeout=10)
+        self._redactor.close()
 
     def _run(self) -> None:
         db: Database | None = None  # opened at the first trace: an idle gateway holds none
@@ -162,7 +165,7 @@ class TraceWriter:
         try:
             # Redaction only for the traces whose text is kept (the detectors are the
             # costly part of a trace that has text).
-            texts = [self._text_row(r) for r in batch if r.text_expires_at is not None]
+            texts = self._text_rows([r for r in batch if r.text_expires_at is not None])
             rows = [_trace_row(r) for r in batch]
             with db.transaction():
                 db.executemany(_INSERT_TRACE, rows)
@@ -176,19 +179,30 @@ class TraceWriter:
             except Exception:
                 log.exception("could not hand %d trace(s) to the exporter", len(batch))
 
-    def _text_row(self, r: TraceRecord) -> tuple[object, ...]:
-        prompt = self._redact(r.prompt)[:MAX_TEXT_CHARS] if r.prompt else None
-        completion = self._redact(r.completion)[:MAX_TEXT_CHARS] if r.completion else None
-        r.prompt, r.completion = None, None  # the raw text goes no further
-        return (
-            r.root.span_id,
-            r.trace_id,
-            r.root.start_ns / 1e9,
-            r.feature,
-            prompt,
-            completion,
-            r.text_expires_at,
-        )
+    def _text_rows(self, kept: list[TraceRecord]) -> list[tuple[object, ...]]:
+        """The text rows of the traces that keep text, redacted in one batch (in a child
+        process when the batch is large: see :mod:`bounded.telemetry.redactor`)."""
+        if not kept:
+            return []
+        raw = [t for r in kept for t in (r.prompt, r.completion) if t]
+        safe = iter(self._redactor.many(raw))
+        rows: list[tuple[object, ...]] = []
+        for r in kept:
+            prompt = next(safe)[:MAX_TEXT_CHARS] if r.prompt else None
+            completion = next(safe)[:MAX_TEXT_CHARS] if r.completion else None
+            r.prompt, r.completion = None, None  # the raw text goes no further
+            rows.append(
+                (
+                    r.root.span_id,
+                    r.trace_id,
+                    r.root.start_ns / 1e9,
+                    r.feature,
+                    prompt,
+                    completion,
+                    r.text_expires_at,
+                )
+            )
+        return rows
 
 
 def _made(work: Callable[[], TraceRecord | None]) -> TraceRecord | None:
@@ -218,12 +232,6 @@ def open_trace_store(url: str, *, create: bool = True) -> Database | None:
         return None
     with _creating:  # the writer and a reader may both be first
         return Database.open(url)
-
-
-def _scrub(text: str) -> str:
-    from bounded.validation.identifiers import scrub
-
-    return scrub(text)
 
 
 _INSERT_TRACE = (
