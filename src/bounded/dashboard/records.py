@@ -258,11 +258,15 @@ def trace_detail(traces: Database, db: Database, trace_id: str) -> dict[str, Any
     if not rows and not spans and not ledger:
         return None
     texts = traces.execute("SELECT * FROM trace_texts WHERE trace_id = ?", (trace_id,))
+    # A shadowed request has a second trace row (arm shadow, started later) under the same
+    # id: the page leads with the live request's row and its own text.
+    first = next((r for r in rows if r["arm"] != "shadow"), rows[0] if rows else None)
+    own = [t for t in texts if first is not None and t["span_id"] == first["span_id"]]
     return {
-        "trace": rows[0] if rows else None,
+        "trace": first,
         "waterfall": waterfall(spans),
         "ledger": ledger,
-        "text": texts[0] if texts else None,
+        "text": (own or texts or [None])[0],
     }
 
 
