@@ -4,16 +4,20 @@
 
 Fills a SQLite store once (kept in build/bench-dashboard/, reused while the sizes match):
 ``--rows`` ledger rows spread over ``--days`` days across 8 features, 4 teams and 5
-deployments, an outcome for every tenth request, and ``--traces`` traces of 12 spans each in
-the trace store. Then rolls the ledger up from scratch (the gateway's background job, run
-here in process; its time is printed), renders each page through the dashboard's own routes
-(in process, a signed-in session; HTML out) ``--n`` times and prints the median and the
-worst in ms; then adds late arrivals (1,000 rows stamped in hours already rolled up, 1,000
-in the current hour, 100 new outcomes for old traces), renders the rollup-backed pages again
-before the job has seen them (those hours are read raw), times the job's incremental run,
-and takes the late arrivals out again. ``--raw`` renders every page with an empty rollup
-instead (what a page costs until the job has caught up). Target (issue 12): every page
-under 300 ms server-side. The last line is one JSON object.
+deployments, an outcome for every tenth request, and ``--traces`` requests' traces of 12
+spans each (the root, ten nested stages, one upstream attempt), written by the gateway's
+own ``TraceWriter``: one ``traces`` row per request with its spans in ``spans_json``, as
+stored since migration 0008 (a store filled by an older copy of this file, spans in the old
+``spans`` table, sits in a folder of another name and is not reused). Then rolls the ledger
+up from scratch (the gateway's background job, run here in process; its time is printed),
+renders each page through the dashboard's own routes (in process, a signed-in session; HTML
+out) ``--n`` times and prints the median and the worst in ms; then adds late arrivals (1,000
+rows stamped in hours already rolled up, 1,000 in the current hour, 100 new outcomes for old
+traces), renders the rollup-backed pages again before the job has seen them (those hours are
+read raw), times the job's incremental run, and takes the late arrivals out again. ``--raw``
+renders every page with an empty rollup instead (what a page costs until the job has caught
+up). Target (issue 12): every page under 300 ms server-side; figures in docs/dashboard.md
+("Measured"). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -91,52 +95,64 @@ def fill(url: str, traces_url: str, rows: int, traces: int, days: int) -> None:
     with db.transaction():
         db.executemany(insert, batch)
         db.executemany("INSERT INTO outcomes (ts, trace_id, outcome) VALUES (?, ?, ?)", outcomes)
-    tdb = db if traces_url == url else Database.open(traces_url)
-    spans: list[tuple[Any, ...]] = []
-    heads: list[dict[str, Any]] = []
-    for i in range(traces):
-        ts = now - span * (i / traces)
-        trace = f"{i:032x}"
-        start = int(ts * 1e9)
-        heads.append({
-            "trace_id": trace, "span_id": f"{i:012x}{0:04x}", "ts": ts, "duration_ms": 40.0,
-            "name": "chat " + FEATURES[i % 8], "feature": FEATURES[i % 8], "team": "support",
-            "model": "m", "deployment": DEPLOYMENTS[i % 5], "arm": "stable",
-            "status": "error" if i % 31 == 0 else "ok", "http_status": 200, "error_class": None,
-            "input_tokens": 100, "output_tokens": 20, "cost_e10": 10**6, "spans": 12,
-        })  # fmt: skip
-        for s in range(12):
-            parent = None if s == 0 else f"{i:012x}{0:04x}"
-            spans.append((trace, f"{i:012x}{s:04x}", parent, f"stage{s}",
-                          start + s * 10**6, start + (s + 2) * 10**6, "ok", "{}"))  # fmt: skip
-        if len(spans) >= 60_000:
-            _write_traces(tdb, heads, spans)
-    _write_traces(tdb, heads, spans)
+    db.close()
+    write_traces(traces_url, traces, now, span)
 
 
-def _write_traces(db: Any, heads: list[dict[str, Any]], spans: list[tuple[Any, ...]]) -> None:
-    # The trace table's columns as the store has them (telemetry owns that schema).
-    if db.dialect == "sqlite":
-        columns = [r["name"] for r in db.execute("PRAGMA table_info(traces)")]
-    else:
-        columns = [
-            r["column_name"]
-            for r in db.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'traces'"
-            )
-        ]
-    with db.transaction():
-        db.executemany(
-            f"INSERT INTO traces ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            [tuple(h.get(c) for c in columns) for h in heads],
-        )
-        db.executemany(
-            "INSERT INTO spans (trace_id, span_id, parent_id, name, start_ns, end_ns, status,"
-            " attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            spans,
-        )
-    heads.clear()
-    spans.clear()
+STAGES = ("auth", "body", "resolve", "prompt", "guard_input", "context", "validate", "settle",
+          "admit", "route")  # fmt: skip
+
+
+def write_traces(traces_url: str, traces: int, now: float, span: float) -> None:
+    """``traces`` requests of 12 spans each (the root, ten nested stages, one upstream
+    attempt), through the gateway's own trace writer: one ``traces`` row per request with
+    its spans in ``spans_json``, encoded as the gateway encodes them."""
+    from bounded.telemetry.store import TraceWriter
+
+    writer = TraceWriter(traces_url)
+    try:
+        for i in range(traces):
+            writer.put(trace_record(i, now - span * (i / traces)))
+            if i % 10_000 == 9_999:  # the writer's queue holds 20,000: drain it on the way
+                assert writer.flush(timeout=300), "trace writer fell behind"
+        assert writer.flush(timeout=300), "trace writer fell behind"
+        assert writer.dropped == 0, f"{writer.dropped} traces dropped"
+    finally:
+        writer.close()
+
+
+def trace_record(i: int, ts: float) -> Any:
+    from bounded.telemetry.spans import Span
+    from bounded.telemetry.store import TraceRecord
+
+    feature, deployment = FEATURES[i % 8], DEPLOYMENTS[i % 5]
+    failed = i % 31 == 0
+    t0 = int(ts * 1e9)
+    ids = (f"{i:012x}{s:04x}" for s in range(12))
+    root = Span(next(ids), None, "chat " + feature, t0, t0 + 40_000_000, kind="server")
+    root.status = "error" if failed else "ok"
+    root.attributes = {
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": feature,
+        "bounded.feature": feature, "bounded.team": "support", "bounded.arm": "stable",
+        "bounded.deployment": deployment, "gen_ai.usage.input_tokens": 100,
+        "gen_ai.usage.output_tokens": 20, "http.response.status_code": 502 if failed else 200,
+    }  # fmt: skip
+    spans, parent, start = [root], root, t0 + 20_000
+    for n, name in enumerate(STAGES):
+        stage = Span(next(ids), parent.span_id, name, start, t0 + 39_900_000 - n * 9_000)
+        stage.attributes = {"bounded.stage": name}
+        spans.append(stage)
+        parent, start = stage, start + 30_000
+    attempt = Span(next(ids), parent.span_id, "chat " + deployment, start + 5_000,
+                   t0 + 39_000_000, kind="client")  # fmt: skip
+    attempt.attributes = {"gen_ai.operation.name": "chat", "bounded.deployment": deployment}
+    spans.append(attempt)
+    return TraceRecord(
+        trace_id=f"{i:032x}", root=root, spans=spans, feature=feature, team="support",
+        model="m", deployment=deployment, arm="stable", http_status=502 if failed else 200,
+        error_class="unavailable" if failed else None, input_tokens=100, output_tokens=20,
+        cost_e10=10**6,
+    )  # fmt: skip
 
 
 def traces_url_of(url: str) -> str:
@@ -166,7 +182,9 @@ def main() -> None:
     from bounded.gateway.runtime import Runtime
     from bounded.store.db import Database
 
-    folder = FOLDER / f"{args.rows}-{args.traces}-{args.days}"
+    # "-json": traces as the writer has stored them since migration 0008 (an older folder had
+    # them in the spans table)
+    folder = FOLDER / f"{args.rows}-{args.traces}-{args.days}-json"
     url = f"sqlite:///{folder / 'bounded.db'}"
     traces_url = traces_url_of(url)
     if not (folder / "done").exists():

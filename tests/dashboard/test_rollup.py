@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,10 +14,12 @@ import psycopg
 import pytest
 
 from bounded.dashboard import data, records, rolled
+from bounded.dashboard.runs import Runs
+from bounded.economics import periods
 from bounded.economics.ledger import COLUMNS, INSERT, LedgerRow, SqlLedger
 from bounded.economics.pg_ledger import PostgresLedger
 from bounded.economics.rollup import hour_of, read_state, roll_up, roll_up_all
-from bounded.economics.spend import record_outcome
+from bounded.economics.spend import record_outcome, spend_since
 from bounded.governance.signals import percentile
 from bounded.store.db import Database
 from bounded.store.urls import psycopg_url
@@ -26,6 +29,11 @@ HOUR = 3600.0
 FEATURES = ("answer", "extract", "draft")
 TEAMS = {"answer": "support", "extract": "finance", "draft": "support"}
 DEPLOYMENTS = ("main", "backup", "cheap")
+BUDGETS: dict[str, Any] = {
+    "answer": [{"amount_usd": 5, "period": "day"}, {"amount_usd": 50, "period": "total"}],
+    "extract": {"amount_usd": 20, "period": "month"},
+    "draft": {"amount_usd": 10, "period": "week", "mode": "soft"},
+}
 
 
 def config(store_url: str) -> Any:
@@ -35,8 +43,13 @@ def config(store_url: str) -> Any:
             "models": {d: {"provider": "up", "model": d} for d in DEPLOYMENTS},
             "features": {
                 f: {"owner": "o", "team": TEAMS[f], "risk_tier": "low",
-                    "route": {"targets": list(DEPLOYMENTS)}}
+                    "route": {"targets": list(DEPLOYMENTS)}, "budget": BUDGETS[f]}
                 for f in FEATURES
+            },
+            "teams": {
+                "support": {"budget": {"amount_usd": 30, "period": "hour"}},
+                "finance": {"budget": [{"amount_usd": 40, "period": "week"},
+                                       {"amount_usd": 90, "period": "total"}]},
             },
             "alerts": {"window_s": HOUR, "baseline_s": 7 * 24 * HOUR, "min_samples": 3},
         },
@@ -168,6 +181,47 @@ def assert_features_equal_raw(db: Database, store_url: str) -> None:
     assert total.successes == sum(won for won, _ in wins.values())
 
 
+def assert_month_by_day_equals_raw(db: Database, store_url: str) -> None:
+    """The 30-day overview's cells (a day each, the rolled hours summed per day in SQL)."""
+    w = data.Window.of("30d")
+    raw: dict[tuple[str, int], list[Any]] = {}
+    for r in db.execute(
+        "SELECT feature, ts, cost_e10, latency_ms FROM ledger WHERE operation = 'chat'"
+        " AND ts >= ? AND ts < ?",
+        (w.start, w.end),
+    ):
+        cell = raw.setdefault((r["feature"] or "-", int((r["ts"] - w.start) // w.bucket_s)),
+                              [0, 0, []])  # fmt: skip
+        cell[0] += 1
+        cell[1] += int(r["cost_e10"])
+        cell[2].append(float(r["latency_ms"]))
+    cells = rolled.grid(db, w.start, w.end, w.bucket_s)
+    assert {key for key, s in cells.items() if s.requests} == set(raw)
+    for key, (n, cost, latencies) in raw.items():
+        s = cells[key]
+        assert (s.requests, s.cost_e10) == (n, cost), key
+        assert s.latency_p95_ms == percentile(latencies, 0.95), key
+    page = data.overview(db, config(store_url), w)
+    every = [v for _, _, lats in raw.values() for v in lats]
+    assert page["total"].latency_p95_ms == percentile(every, 0.95)
+    for row in page["features"]:
+        mine = [v for (f, _), (_, _, lats) in raw.items() if f == row["name"] for v in lats]
+        assert (row["requests"], row["p95"]) == (len(mine), percentile(mine, 0.95))
+
+
+def assert_budgets_equal_raw(db: Database, store_url: str) -> None:
+    """Each budget's spend (complete hours from the rollup) against SQL over raw rows."""
+    now = time.time()
+    meters = data.budgets(db, config(store_url), now)
+    assert len(meters) == 7
+    for meter in meters:
+        start, _ = periods.window(meter["period"], now)
+        assert meter["used"] == float(spend_since(db, meter["scope"], start)), meter["scope"]
+    today, _ = periods.window("day", now)
+    raw = db.execute("SELECT SUM(cost_e10) AS v FROM ledger WHERE ts >= ?", (today,))
+    assert data.spent_since(db, today, now).total == int(raw[0]["v"] or 0)
+
+
 def rollup_rows(db: Database) -> list[tuple[Any, ...]]:
     return sorted(
         tuple(r) if db.dialect == "sqlite" else tuple(r.values())
@@ -176,10 +230,12 @@ def rollup_rows(db: Database) -> list[tuple[Any, ...]]:
 
 
 def late_arrivals(db: Database, now: float, traces: list[str]) -> None:
-    """What a rolled hour must still take: a row stamped five hours ago, a new (flipped)
-    outcome for an old trace, and an earlier call of a trace that has an outcome."""
+    """What a rolled hour must still take: a row stamped five hours ago (and one stamped
+    three hours ahead: a client's clock), a new (flipped) outcome for an old trace, and an
+    earlier call of a trace that has an outcome."""
     rng = random.Random(99)
     record(db, [ledger_row(rng, now - 5 * HOUR - 60, "late-1", "answer")])
+    record(db, [ledger_row(rng, now + 3 * HOUR, "ahead-1", "extract")])
     record_outcome(db, traces[3], "success", None, None)
     record_outcome(db, traces[30], "failure", None, None)
     first = db.execute("SELECT MIN(ts) AS ts FROM ledger WHERE trace_id = ?", (traces[6],))
@@ -190,6 +246,7 @@ def exercise(db: Database, store_url: str) -> None:
     now = time.time()
     traces = traffic(db, now)
     assert_spend_equals_raw(db)  # nothing rolled yet: all raw
+    assert_budgets_equal_raw(db, store_url)
     roll_up_all(db)
     state = read_state(db)
     assert state.rolled_until == hour_of(time.time()) or state.rolled_until == hour_of(now)
@@ -204,17 +261,23 @@ def exercise(db: Database, store_url: str) -> None:
     assert view.raw_hours <= 24
     assert_spend_equals_raw(db)
     assert_features_equal_raw(db, store_url)
+    assert_month_by_day_equals_raw(db, store_url)
+    assert_budgets_equal_raw(db, store_url)
 
     late_arrivals(db, now, traces)
     # Before the job has seen them: the hours they touch are read raw.
     assert_spend_equals_raw(db)
     assert_features_equal_raw(db, store_url)
+    assert_month_by_day_equals_raw(db, store_url)
+    assert_budgets_equal_raw(db, store_url)
     result = roll_up(db)
     assert result.written and result.hours >= 2
     # After: the rollup has them, and still equals the raw ledger.
     assert rollup_rows(db) != before
     assert_spend_equals_raw(db)
     assert_features_equal_raw(db, store_url)
+    assert_month_by_day_equals_raw(db, store_url)
+    assert_budgets_equal_raw(db, store_url)
 
 
 def test_pages_equal_the_raw_ledger_before_and_after_late_rows(
@@ -240,6 +303,8 @@ def test_jobs_running_at_once_still_equal_the_raw_ledger(db: Database, store_url
     assert read_state(db).ledger_upto == int(db.execute("SELECT MAX(id) AS m FROM ledger")[0]["m"])
     assert_spend_equals_raw(db)
     assert_features_equal_raw(db, store_url)
+    assert_month_by_day_equals_raw(db, store_url)
+    assert_budgets_equal_raw(db, store_url)
 
 
 @pytest.mark.postgres
@@ -320,7 +385,18 @@ def test_the_p95_of_sorted_runs_is_the_nearest_rank_p95() -> None:
         for size in (7, 300, 5_000):  # runs of an hour's calls for one group, or a day's
             runs = [sorted(values[i : i + size]) for i in range(0, len(values), size)]
             rng.shuffle(runs)
+            # As the rollup's rows come back: a bucket's runs end to end in one array.
+            packs = [
+                Runs.of_sizes(array("d", [v for run in runs[i : i + 40] for v in run]),
+                              [len(run) for run in runs[i : i + 40]])
+                for i in range(0, len(runs), 40)
+            ]  # fmt: skip
             for q in (0.5, 0.95, 0.99):
                 assert rolled.runs_percentile(runs, q) == percentile(values, q), (size, q)
+                assert rolled.runs_percentile(packs, q) == percentile(values, q), (size, q)
+                mixed = [*packs[1:], *runs[:3]]  # packs and plain sorted runs together
+                want = percentile([v for r in mixed for v in (r.values if isinstance(r, Runs)
+                                                               else r)], q)  # fmt: skip
+                assert rolled.runs_percentile(mixed, q) == want, (size, q)
     assert rolled.runs_percentile([], 0.95) is None
     assert rolled.runs_percentile([[], [3.0]], 0.95) == 3.0

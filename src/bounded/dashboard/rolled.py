@@ -22,14 +22,12 @@ raw, correct and as slow as before.
 from __future__ import annotations
 
 import math
-import random
 import time
-from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any
 
+from bounded.dashboard.runs import Runs, runs_percentile
 from bounded.economics.hourly import (
     HOUR,
     ROLLED_SUMS,
@@ -47,7 +45,7 @@ from bounded.economics.hourly import (
 )
 from bounded.economics.rollup import State, read_state, scan
 from bounded.governance.settings import AlertsConfig
-from bounded.governance.signals import Signals, percentile
+from bounded.governance.signals import Signals
 from bounded.store.db import Database
 
 STALE_ROWS = 20_000
@@ -97,25 +95,43 @@ def read(
     dim: str | None = None,
     chat_only: bool = False,
     latencies: bool = False,
+    bucket_hours: int = 1,
     now: float | None = None,
 ) -> View:
     """Sums per ``(hour, *group)`` over ``[first_hour, end_hour)``, and the outcomes per
-    ``(hour, group)`` of dimension ``dim`` (feature, team or deployment)."""
+    ``(hour, group)`` of dimension ``dim`` (feature, team or deployment).
+
+    ``bucket_hours``: the caller adds hours up in buckets of that many from ``first_hour``;
+    the rolled hours then come summed per bucket, keyed by its first hour (a month by day is
+    240 cells of eight features read, not 5,760 of hours), the raw ones still per hour."""
     now = time.time() if now is None else now
+    shape = _Shape(first_hour, end_hour, tuple(group), dim, chat_only, latencies, bucket_hours)
     for _ in range(3):
         state = read_state(db)
-        view = _read(db, state, first_hour, end_hour, group, dim, chat_only, latencies, now)
+        view = _read(db, state, shape, now)
         if read_state(db).version == state.version:
             return view
     # The job committed during each of three reads (it runs every few seconds at most):
     # read raw rows only, which needs no agreement with it.
-    return _read(db, None, first_hour, end_hour, group, dim, chat_only, latencies, now)
+    return _read(db, None, shape, now)
 
 
-def _read(
-    db: Database, state: State | None, first_hour: int, end_hour: int, group: Sequence[str],
-    dim: str | None, chat_only: bool, latencies: bool, now: float,
-) -> View:  # fmt: skip
+@dataclass(frozen=True)
+class _Shape:
+    """What a read asks for."""
+
+    first_hour: int
+    end_hour: int
+    group: tuple[str, ...]
+    dim: str | None
+    chat_only: bool
+    latencies: bool
+    bucket_hours: int
+
+
+def _read(db: Database, state: State | None, shape: _Shape, now: float) -> View:
+    first_hour, end_hour, group = shape.first_hour, shape.end_hour, shape.group
+    dim, chat_only, latencies = shape.dim, shape.chat_only, shape.latencies
     if state is None:
         state = State(0, 0, 0, 0, {})
     split = min(max(state.rolled_until, first_hour), end_hour)
@@ -123,16 +139,18 @@ def _read(
     if new is None:
         split = first_hour  # nothing rolled in the window, or the rollup is far behind
     rolled = [(first_hour, split)] if split > first_hour else []
-    cells = _rolled_cells(db, rolled, group, chat_only, latencies)
+    bucket = _bucket_sql(first_hour, shape.bucket_hours)
+    cells = _rolled_cells(db, rolled, group, chat_only, latencies, bucket)
     wins: dict[tuple[int, Any], list[int]] = {}
     if dim is not None:
         for first, end in rolled:
             for r in db.execute(
-                "SELECT hour, grp, successes, failures FROM ledger_hourly_outcomes"
-                " WHERE dim = ? AND hour >= ? AND hour < ?",
+                f"SELECT {bucket} AS b_hour, grp, SUM(successes) AS s, SUM(failures) AS f"
+                " FROM ledger_hourly_outcomes WHERE dim = ? AND hour >= ? AND hour < ?"
+                " GROUP BY b_hour, grp",
                 (dim, first, end),
             ):
-                _count(wins, (int(r["hour"]), r["grp"]), int(r["successes"]), int(r["failures"]))
+                _count(wins, (int(r["b_hour"]), r["grp"]), int(r["s"]), int(r["f"]))
     late = 0
     if new is not None and rolled:
         late = _add_unseen(db, state, new, cells, wins, (first_hour, split), group, dim,
@@ -184,27 +202,57 @@ def _count(wins: dict[tuple[int, Any], list[int]], key: tuple[int, Any], s: int,
     counts[1] += f
 
 
+def _bucket_sql(anchor: int, hours: int) -> str:
+    """The first hour of an hour's bucket (buckets of ``hours`` from ``anchor``, every hour
+    read at or after it). Integer division, not ``%``: psycopg reads ``%`` as a parameter."""
+    if hours <= 1:
+        return "hour"
+    return f"({int(anchor)} + (hour - {int(anchor)}) / {int(hours)} * {int(hours)})"
+
+
+# Rows of one group in a fixed order, so that the runs and their sizes come in the same one
+# (on SQLite both aggregates see the rows in one pass, in the same order).
+_ORDER = "ORDER BY hour, feature, team, deployment, operation"
+
+
+def _latencies_sql(db: Database) -> str:
+    """A group's stored runs end to end as one value, and their sizes (one row to read per
+    group and bucket, not one per stored row: a month's overview has 28,000)."""
+    if db.dialect == "postgresql":
+        return (
+            f", string_agg(latencies, ''::bytea {_ORDER}) AS lat_runs,"
+            f" string_agg(CAST(length(latencies) / 8 AS TEXT), ',' {_ORDER}) AS lat_sizes"
+        )
+    # SQLite has no blob aggregate, but group_concat copies a blob's bytes as they are into
+    # its text (text is bytes in the database's encoding) and the cast gives them back; in
+    # a UTF-16 store that would transcode them, so there the blobs go through hex.
+    runs = "CAST(group_concat(latencies, '') AS BLOB)"
+    if str(db.execute("PRAGMA encoding")[0][0]).upper() != "UTF-8":
+        runs = "group_concat(hex(latencies), '')"
+    return f", {runs} AS lat_runs, group_concat(length(latencies) / 8) AS lat_sizes"
+
+
 def _rolled_cells(
     db: Database, spans: list[tuple[int, int]], group: Sequence[str], chat_only: bool,
-    latencies: bool,
+    latencies: bool, bucket: str,
 ) -> dict[tuple[Any, ...], Cell]:  # fmt: skip
     cols = "".join(f", {c}" for c in group)
     chat = " AND operation = 'chat'" if chat_only else ""
+    lats = _latencies_sql(db) if latencies else ""
     out: dict[tuple[Any, ...], Cell] = {}
     for first, end in spans:
         for r in db.execute(
-            f"SELECT hour{cols}, {ROLLED_SUMS} FROM ledger_hourly"
-            f" WHERE hour >= ? AND hour < ?{chat} GROUP BY hour{cols}",
+            f"SELECT {bucket} AS b_hour{cols}, {ROLLED_SUMS}{lats} FROM ledger_hourly"
+            f" WHERE hour >= ? AND hour < ?{chat} GROUP BY b_hour{cols}",
             (first, end),
         ):
-            out[(int(r["hour"]), *(r[c] for c in group))] = Cell.of(r)
-        if latencies:  # one sorted run per stored row, kept apart (see runs_percentile)
-            for r in db.execute(
-                f"SELECT hour{cols}, latencies FROM ledger_hourly"
-                f" WHERE hour >= ? AND hour < ?{chat}",
-                (first, end),
-            ):
-                out[(int(r["hour"]), *(r[c] for c in group))].runs.append(unpack(r["latencies"]))
+            cell = Cell.of(r)
+            if latencies and r["lat_sizes"]:
+                blob = r["lat_runs"]
+                values = unpack(bytes.fromhex(blob) if isinstance(blob, str) else blob)
+                sizes = list(map(int, r["lat_sizes"].split(",")))
+                cell.runs.append(Runs.of_sizes(values, sizes))
+            merge(out, (int(r["b_hour"]), *(r[c] for c in group)), cell)
     return out
 
 
@@ -221,35 +269,6 @@ class RolledSignals(Signals):
                                0.95)  # fmt: skip
 
 
-def runs_percentile(runs: list[Any], q: float) -> float | None:
-    """:func:`bounded.governance.signals.percentile` (nearest rank) of the values of sorted
-    ``runs``, exact: a sample of one value in 4,000 brackets the rank, each run is cut at
-    the bracket by bisection, and only what falls inside is sorted. A bracket that missed the
-    rank (unlikely by chance; only a matter of time) falls back to sorting everything."""
-    n = sum(map(len, runs))
-    if n < 20_000:
-        return percentile([v for run in runs for v in run], q)
-    k = max(0, math.ceil(q * n) - 1)
-    ends = list(accumulate(map(len, runs)))
-    step = n // 4000  # every step-th value, from a random start: the runs' order is arbitrary
-    sample = []
-    for position in range(random.Random(n).randrange(step), n, step):
-        i = bisect_right(ends, position)
-        sample.append(runs[i][position - (ends[i - 1] if i else 0)])
-    sample.sort()
-    at = int(q * len(sample))
-    low, high = sample[max(0, at - 60)], sample[min(len(sample) - 1, at + 60)]
-    below, inside = 0, []
-    for run in runs:
-        first, last = bisect_left(run, low), bisect_right(run, high)
-        below += first
-        inside += run[first:last]
-    if below <= k < below + len(inside):
-        inside.sort()
-        return float(inside[k - below])
-    return percentile([v for run in runs for v in run], q)
-
-
 def signals(cell: Cell | None, wins: list[int] | None) -> RolledSignals:
     s = RolledSignals()
     if cell is not None:
@@ -264,6 +283,13 @@ def signals(cell: Cell | None, wins: list[int] | None) -> RolledSignals:
     return s
 
 
+def bucket_hours(since: float, bucket_s: float) -> int:
+    """Whole hours per bucket, for :func:`read`, when buckets of ``bucket_s`` from ``since``
+    are made of whole clock hours; else 1 (hour by hour, always right)."""
+    whole = since % HOUR == 0 and bucket_s % HOUR == 0 and bucket_s >= HOUR
+    return int(bucket_s // HOUR) if whole else 1
+
+
 def grid(
     db: Database, since: float, until: float, bucket_s: float
 ) -> dict[tuple[str, int], Signals]:
@@ -271,7 +297,8 @@ def grid(
     :func:`bounded.governance.signals.grid` gives them from raw rows, with one difference:
     an outcome counts in the bucket of its trace's first call in the feature."""
     first, end = hour_of(since), -(-int(until) // HOUR)
-    view = read(db, first, end, ("feature",), dim="feature", chat_only=True, latencies=True)
+    view = read(db, first, end, ("feature",), dim="feature", chat_only=True, latencies=True,
+                bucket_hours=bucket_hours(since, bucket_s))  # fmt: skip
     cells: dict[tuple[str, int], Cell] = {}
     for (hour, feature), cell in view.cells.items():
         merge(cells, (feature or "-", int((hour * HOUR - since) // bucket_s)), cell)
