@@ -39,6 +39,7 @@ an A/B of a code change: a second bounded run from another source folder, interl
 
     --bounded-src DIR    run bounded from DIR (a folder holding the ``bounded`` package)
     --compare-src DIR    add ``bounded_b`` from DIR and print bounded_b/bounded ratios
+    --compare-config Y   YAML merged into bounded_b's config only (e.g. telemetry off)
     --skip-noecon        leave out bounded_noecon (no economics_* figures)
     --telemetry          add bounded_notelemetry (telemetry.enabled: false): telemetry_*
                          figures are bounded (every request traced and stored, metrics
@@ -492,7 +493,9 @@ def build_endpoints(launchers: Launchers, args: argparse.Namespace) -> list[Endp
             Endpoint(
                 "bounded_b",
                 "bounded_b",
-                launchers.bounded("bounded_b", ECONOMICS, src=args.compare_src),
+                launchers.bounded(
+                    "bounded_b", _merge(ECONOMICS, args.compare_config), src=args.compare_src
+                ),
                 **econ,
             )
         )
@@ -1103,6 +1106,7 @@ def summarize(
         "bounded_src": str(args.bounded_src) if args.bounded_src else "installed",
         "bounded_commit": None if args.bounded_src else _git_commit(),
         "bounded_b_src": str(args.compare_src) if args.compare_src else None,
+        "bounded_b_config": args.compare_config or None,
         "bounded_economics": {
             "ledger": True,
             "budget": ECONOMICS["features"][FEATURE]["budget"],
@@ -1479,6 +1483,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="also run a second bounded (bounded_b) from this folder, interleaved with the "
         "first, and print bounded_b/bounded ratios (A/B of a change)",
+    )
+    parser.add_argument(
+        "--compare-config",
+        type=yaml.safe_load,
+        default={},
+        help="YAML merged into bounded_b's config only, e.g. '{telemetry: {enabled: false}}' "
+        "to compare a newer copy, without what an older one lacks, against that older one",
     )
     parser.add_argument(
         "--validation",

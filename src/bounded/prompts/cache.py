@@ -44,6 +44,12 @@ class PromptCache:
         self._production[feature] = found
         return found
 
+    def known_without(self, feature: str) -> bool:
+        """True when it is known, and fresh, that ``feature`` has no production version:
+        the prompt stage then passes the request on without awaiting anything."""
+        fresh = time.monotonic() - self._checked < self.check_every_s
+        return fresh and feature in self._production and self._production[feature] is None
+
     async def version(self, feature: str, number: int) -> PromptVersion:
         key = (feature, number)
         cached = self._pinned.get(key)

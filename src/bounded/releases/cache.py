@@ -27,6 +27,12 @@ from bounded.releases.store import Release, ReleaseStore
 class ReleaseState:
     running: dict[str, Release] = field(default_factory=dict)
     routes: dict[str, RouteConfig] = field(default_factory=dict)
+    # Features with a running release or a promoted route: any other passes the release
+    # stage with one set lookup.
+    known: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "known", frozenset(self.running) | frozenset(self.routes))
 
 
 class ReleaseCache:
@@ -41,6 +47,12 @@ class ReleaseCache:
     async def current(self) -> ReleaseState:
         if time.monotonic() - self._checked >= self.check_every_s:
             await self._refresh()
+        return self._state
+
+    def fresh(self) -> ReleaseState | None:
+        """The state without awaiting, if it is not due for a check (else None)."""
+        if time.monotonic() - self._checked >= self.check_every_s:
+            return None
         return self._state
 
     def invalidate(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from bounded.errors import InvalidRequest
 from bounded.gateway.auth import Authenticator
 from bounded.gateway.call import MAX_CLIENT_ID_CHARS, Call, Next, Reply
@@ -14,7 +16,7 @@ class Authenticate:
     def __init__(self, authenticator: Authenticator):
         self._auth = authenticator
 
-    async def __call__(self, call: Call, next: Next) -> Reply:
+    def __call__(self, call: Call, next: Next) -> Awaitable[Reply]:
         request = call.request
         client = request.client.host if request.client else None
         call.principal = self._auth.authenticate(request.headers.get("authorization"), client)
@@ -27,4 +29,4 @@ class Authenticate:
                     code="invalid_session",
                 )
             call.session_id = stored_id(session)
-        return await next(call)
+        return next(call)

@@ -14,7 +14,7 @@ and a failing answer never reaches it as a half-sent stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,10 +55,13 @@ class Verdict:
 class Check:
     name = "check"
 
-    async def __call__(self, call: Call, next: Next) -> Reply:
+    def __call__(self, call: Call, next: Next) -> Awaitable[Reply]:
         guards: FeatureGuards | None = call.runtime.guards.get(call.target.name)
         if guards is None or not guards.checks_output:
-            return await next(call)
+            return next(call)
+        return self._checked(call, next, guards)
+
+    async def _checked(self, call: Call, next: Next, guards: FeatureGuards) -> Reply:
         reply = await next(call)
         if reply.chunks is not None:
             chunks = await _drain(reply.chunks)

@@ -5,10 +5,11 @@ Before admission on purpose: the budget reservation must count the tokens it add
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from bounded.config.schema import FeatureRetrieval
 from bounded.economics.tokens import TokenCounter
 from bounded.errors import PermissionDenied
 from bounded.gateway.call import Call, Next, Reply
@@ -37,16 +38,21 @@ class Context:
         self._service = service
         self._counter = counter
 
-    async def __call__(self, call: Call, next: Next) -> Reply:
+    def __call__(self, call: Call, next: Next) -> Awaitable[Reply]:
         feature = call.target.feature
         service = self._service()
         if feature is None or feature.retrieval is None or service is None:
-            return await next(call)
+            return next(call)
+        return self._retrieve(call, next, feature.retrieval, service)
+
+    async def _retrieve(
+        self, call: Call, next: Next, retrieval: FeatureRetrieval, service: RetrievalService
+    ) -> Reply:
         model = call.runtime.config.models[call.target.route.targets[0]].model
         guards = call.runtime.guards.get(call.target.name)
         assembled = await assemble_context(
             service,
-            feature.retrieval,
+            retrieval,
             call.upstream["messages"],
             viewer_for(call.principal),
             count=self._counter.counter_for(model),

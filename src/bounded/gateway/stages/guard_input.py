@@ -11,7 +11,7 @@ text the model will actually get.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from bounded.errors import InvalidRequest
@@ -32,10 +32,13 @@ class GuardBlocked(InvalidRequest):
 class InputGuards:
     name = "guards.input"
 
-    async def __call__(self, call: Call, next: Next) -> Reply:
+    def __call__(self, call: Call, next: Next) -> Awaitable[Reply]:
         guards: FeatureGuards | None = call.runtime.guards.get(call.target.name)
         if guards is None or not guards.input:
-            return await next(call)
+            return next(call)
+        return self._guarded(call, next, guards)
+
+    async def _guarded(self, call: Call, next: Next, guards: FeatureGuards) -> Reply:
         from bounded.validation.guards.redact import Vault
 
         vault = call.vault = Vault()

@@ -16,7 +16,7 @@ is redacted in the rendered prompt too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bounded.errors import InvalidRequest
 from bounded.gateway.call import Call, Next, Reply
@@ -33,9 +33,8 @@ class RenderPrompt:
     def __init__(self, prompts: PromptsRef):
         self._prompts = prompts
 
-    async def __call__(self, call: Call, next: Next) -> Reply:
-        upstream = call.upstream
-        extras = upstream.pop("bounded", None)
+    def __call__(self, call: Call, next: Next) -> Awaitable[Reply]:
+        extras = call.upstream.pop("bounded", None)
         pinned = extras.get("prompt_version") if isinstance(extras, dict) else None
         if pinned is not None and call.principal.admin:
             # An eval of a candidate (`bounded eval run --prompt-version V`): admin keys
@@ -43,7 +42,13 @@ class RenderPrompt:
             call.prompt_version = _number(pinned)
         prompts = self._prompts()
         if call.target.feature is None or prompts is None:
-            return await next(call)
+            return next(call)
+        if call.prompt_version is None and prompts.known_without(call.target.name):
+            return next(call)  # the feature has no prompt version: no frame of our own
+        return self._render(call, next, prompts, extras)
+
+    async def _render(self, call: Call, next: Next, prompts: PromptCache, extras: object) -> Reply:
+        upstream = call.upstream
         feature = call.target.name
         if call.prompt_version is not None:
             version: PromptVersion | None = await prompts.version(feature, call.prompt_version)

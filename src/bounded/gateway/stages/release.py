@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bounded.gateway.call import Call, Next, Reply
 from bounded.releases.service import Releases, bucket
@@ -35,10 +35,16 @@ class ReleaseArm:
     def __init__(self, releases: ReleasesRef):
         self._releases = releases
 
-    async def __call__(self, call: Call, next: Next) -> Reply:
+    def __call__(self, call: Call, next: Next) -> Awaitable[Reply]:
         releases = self._releases()
         if releases is None or call.target.feature is None:
-            return await next(call)
+            return next(call)
+        state = releases.cache.fresh()
+        if state is not None and call.target.name not in state.known:
+            return next(call)  # no release, nothing promoted: the common case, no frame
+        return self._arm(call, next, releases)
+
+    async def _arm(self, call: Call, next: Next, releases: Releases) -> Reply:
         state = await releases.cache.current()
         name = call.target.name
         promoted = state.routes.get(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from bounded.errors import NotFound, PermissionDenied
 from bounded.gateway.call import Call, Next, Reply
 from bounded.gateway.runtime import Runtime, Target
@@ -13,11 +15,11 @@ class Resolve:
 
     name = "resolve"
 
-    async def __call__(self, call: Call, next: Next) -> Reply:
+    def __call__(self, call: Call, next: Next) -> Awaitable[Reply]:
         call.target = chat_target(call.runtime, call.body["model"])
         call.principal.check(call.target)
         call.upstream = dict(call.body)
-        return await next(call)
+        return next(call)
 
 
 class ResolveEmbedding:
@@ -25,7 +27,7 @@ class ResolveEmbedding:
 
     name = "resolve"
 
-    async def __call__(self, call: Call, next: Next) -> Reply:
+    def __call__(self, call: Call, next: Next) -> Awaitable[Reply]:
         name = call.body["model"]
         target = call.runtime.embedding_targets.get(name)
         if target is None:
@@ -37,7 +39,7 @@ class ResolveEmbedding:
             )
         call.target = target
         call.upstream = dict(call.body)
-        return await next(call)
+        return next(call)
 
 
 def chat_target(runtime: Runtime, name: str) -> Target:

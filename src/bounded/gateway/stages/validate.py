@@ -14,6 +14,7 @@ and ``bounded.validation`` in the body (or in a last stream event).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from decimal import Decimal
 
 from bounded.errors import Unprocessable
@@ -31,10 +32,13 @@ class OutputInvalid(Unprocessable):
 class Validate:
     name = "validate"
 
-    async def __call__(self, call: Call, next: Next) -> Reply:
+    def __call__(self, call: Call, next: Next) -> Awaitable[Reply]:
         guards: FeatureGuards | None = call.runtime.guards.get(call.target.name)
         if guards is None or not guards.checks_output:
-            return await next(call)
+            return next(call)
+        return self._validated(call, next, guards)
+
+    async def _validated(self, call: Call, next: Next, guards: FeatureGuards) -> Reply:
         if guards.schema is not None and "response_format" not in call.body:
             call.upstream["response_format"] = response_format(
                 call.target.name, guards.schema.schema
