@@ -7,6 +7,7 @@ official OpenAI SDK.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,7 +105,13 @@ def test_a_request_is_a_trace_with_genai_attributes(
     for stage in ("auth", "body", "resolve", "settle", "admit", "route"):
         assert spans[stage]["attributes"]["bounded.stage"] == stage
     assert spans["auth"]["parent_span_id"] == root["span_id"]
-    assert spans["body"]["parent_span_id"] == spans["auth"]["span_id"]
+    # Every stage nests in the one before it, those with nothing to do for this feature
+    # (they hand the call on without awaiting) included, each ending no sooner than it.
+    path = gateway.chat_pipeline.names
+    assert path[:3] == ["auth", "body", "resolve"] and path[-1] == "route"
+    for outer, inner in itertools.pairwise(path):
+        assert spans[inner]["parent_span_id"] == spans[outer]["span_id"], (outer, inner)
+        assert spans[inner]["end_time_unix_nano"] <= spans[outer]["end_time_unix_nano"]
     attempts = [s for s in body["spans"] if s["kind"] == "client"]
     assert [a["attributes"]["bounded.deployment"] for a in attempts] == ["flaky", "flaky", "m"]
     assert all(a["parent_span_id"] == spans["route"]["span_id"] for a in attempts)

@@ -64,6 +64,11 @@ def run_uvicorn(
     # Requests allocate many short-lived objects; a larger young generation means far fewer
     # collections (measured: about a fifth less CPU per request and a lower p99 under load).
     gc.set_threshold(10_000, 20, 20)
+    # The trace writer and the thread pool run Python beside the event loop; by default a
+    # thread may keep the GIL 5 ms while the loop has a request ready. 0.5 ms bounds that
+    # wait (measured with traces on: p99 0.80x, requests/s 1.09x; no cost when only the
+    # loop is busy, as a switch happens only when another thread waits).
+    sys.setswitchinterval(0.0005)
     settings = uvicorn.Config(
         gateway.app(),
         host=host or config.server.host,

@@ -58,6 +58,10 @@ class Span:
     status: str = "ok"  # ok | error
     kind: str = "internal"  # internal | server | client
     attributes: Attributes = field(default_factory=dict)
+    # Recording only, never stored: the open parent, and whether this span is a stage
+    # that handed its call on without awaiting (it ends when its child does).
+    up: Span | None = field(default=None, repr=False, compare=False)
+    through: bool = False
 
 
 class Recorder:
@@ -71,7 +75,7 @@ class Recorder:
         self._mono = time.monotonic()
         self.root = Span(new_span_id(), None, name, self._epoch_ns, kind="server")
         self.spans: list[Span] = [self.root]
-        self.current = self.root.span_id
+        self.current = self.root
         self.passes: list[Any] = []  # every Call that reached settle (a repair is its own)
         self.reply: dict[str, Any] = {}  # what the answer said: id, model, finish, text
 
@@ -83,14 +87,30 @@ class Recorder:
         return self._epoch_ns + int((t - self._mono) * 1e9)
 
     def open(self, name: str, kind: str = "internal") -> Span:
-        span = Span(new_span_id(), self.current, name, self.now_ns(), kind=kind)
+        parent = self.current
+        span = Span(new_span_id(), parent.span_id, name, self.now_ns(), kind=kind, up=parent)
         self.spans.append(span)
-        self.current = span.span_id
+        self.current = span
         return span
 
     def close(self, span: Span) -> None:
-        span.end_ns = self.now_ns()
-        self.current = span.parent_id or self.root.span_id
+        """End ``span``, and with it every open span above it that only handed its call
+        on (:meth:`through`): nothing of theirs ran after it."""
+        span.end_ns = end = self.now_ns()
+        up = span.up or self.root
+        while up.through and not up.end_ns:
+            up.end_ns = end
+            if span.status == "error":  # the error went out through it
+                up.status = "error"
+            up = up.up or self.root
+        self.current = up
+
+    def through(self, span: Span) -> None:
+        """``span`` is a stage that handed its call on without a frame of its own (see
+        :mod:`bounded.gateway.call`): it stays open until the span opened under it ends."""
+        span.through = True
+        if self.current is span:  # it opened nothing under it: it is over already
+            self.close(span)
 
     def add(
         self, name: str, parent: Span, start_ns: int, end_ns: int, kind: str = "internal"

@@ -17,13 +17,13 @@ stage), but is still counted in the metrics when it finishes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bounded.gateway.call import Call, Json, Next, Pipeline, Reply, Stage
 from bounded.gateway.streams import closing
 from bounded.telemetry.attributes import attempt_attributes, operation_name
-from bounded.telemetry.spans import Recorder, error_type, sampled
+from bounded.telemetry.spans import Recorder, Span, error_type, sampled
 
 if TYPE_CHECKING:
     from bounded.telemetry.hub import Telemetry
@@ -58,7 +58,7 @@ class Traced:
         self._settles = stage.name == "settle"
         self._routes = stage.name == "route"
 
-    async def __call__(self, call: Call, next: Next) -> Reply:
+    def __call__(self, call: Call, next: Next) -> Awaitable[Reply]:
         rec = call.spans
         # A call's trace begins at the first stage it reaches: the pipeline's first, or
         # a later one for a shadow copy (bounded.releases.mirror), which is its own trace
@@ -66,15 +66,58 @@ class Traced:
         began = rec is None
         if rec is None:
             rec = self._begin(call)
-        first = self._first or began
         if rec is _UNSAMPLED:
             if not self._first:
-                return await self.stage(call, next)
-            try:
-                return await self.stage(call, next)
-            except BaseException as exc:
-                self._refused(call, exc)
-                raise
+                return self.stage(call, next)
+            return self._unsampled_first(call, next)
+        if self._first or began:
+            return self._awaited(call, next, rec)
+        if self._settles:
+            rec.passes.append(call)
+        span = rec.open(self.name)
+        span.attributes["bounded.stage"] = self.name
+        handed: list[Awaitable[Reply]] = []
+
+        def hand_on(c: Call) -> Awaitable[Reply]:
+            rest = next(c)
+            handed.append(rest)
+            return rest
+
+        try:
+            reply = self.stage(call, hand_on)
+        except BaseException as exc:  # raised before it awaited anything
+            _failed(span, exc)
+            rec.close(span)
+            raise
+        if handed and reply is handed[-1]:
+            # It handed the call on without a frame of its own: so does its span, which
+            # ends with the span of the stage it handed to (a resume of this request then
+            # passes one frame fewer; see bounded.gateway.call).
+            rec.through(span)
+            return reply
+        return self._ended(call, rec, span, reply)
+
+    async def _ended(self, call: Call, rec: Recorder, span: Span, reply: Awaitable[Reply]) -> Reply:
+        try:
+            return await reply
+        except BaseException as exc:
+            _failed(span, exc)
+            raise
+        finally:
+            rec.close(span)
+            if self._routes:
+                _attempts(rec, span, call)
+
+    async def _unsampled_first(self, call: Call, next: Next) -> Reply:
+        try:
+            return await self.stage(call, next)
+        except BaseException as exc:
+            self._refused(call, exc)
+            raise
+
+    async def _awaited(self, call: Call, next: Next, rec: Recorder) -> Reply:
+        """The first stage a call reaches: its span, and what the reply and any error
+        tell the root span."""
         if self._settles:
             rec.passes.append(call)
         span = rec.open(self.name)
@@ -82,11 +125,9 @@ class Traced:
         try:
             reply = await self.stage(call, next)
         except BaseException as exc:
-            span.status = "error"
-            span.attributes["error.type"] = error_type(exc)
-            if first:
-                rec.reply["status"] = getattr(exc, "status", 500)
-                rec.reply["error"] = span.attributes["error.type"]
+            _failed(span, exc)
+            rec.reply["status"] = getattr(exc, "status", 500)
+            rec.reply["error"] = span.attributes["error.type"]
             if self._first:
                 self._refused(call, exc)
             raise
@@ -94,8 +135,7 @@ class Traced:
             rec.close(span)
             if self._routes:
                 _attempts(rec, span, call)
-        if first:
-            _keep_reply(rec, reply, self._telemetry.keeps_text(call))
+        _keep_reply(rec, reply, self._telemetry.keeps_text(call))
         return reply
 
     def _refused(self, call: Call, exc: BaseException) -> None:
@@ -112,6 +152,11 @@ class Traced:
         call.spans = rec
         call.on_close(lambda: telemetry.finish(call, None if rec is _UNSAMPLED else rec))
         return rec
+
+
+def _failed(span: Span, exc: BaseException) -> None:
+    span.status = "error"
+    span.attributes["error.type"] = error_type(exc)
 
 
 def _attempts(rec: Recorder, parent: Any, call: Call) -> None:
