@@ -4,6 +4,7 @@ rendered before the client's messages, its number is on the response and the led
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -163,6 +164,30 @@ def test_replicas_follow_the_store_not_their_memory(
         cached_gw.prompts.check_every_s = 0.0
         raw = cached.chat.completions.with_raw_response.create(model="support", messages=HELLO)
         assert raw.headers["x-bounded-prompt-version"] == "2"
+        store.db.close()
+
+
+def test_a_first_version_labelled_elsewhere_reaches_a_feature_that_had_none(
+    upstream: FaultyUpstream, postgres_url: str
+) -> None:
+    """A feature without a prompt passes the prompt stage without awaiting its cache (the
+    check runs in the background); a version labelled by another replica still reaches it
+    at that replica's next check."""
+    with gateway(postgres_url, upstream.base_url) as (client, gw):
+        raw = client.chat.completions.with_raw_response.create(model="plain", messages=HELLO)
+        assert "x-bounded-prompt-version" not in raw.headers
+        assert gw.prompts.known_without("plain")  # now answered from memory
+        store = PromptStore(Database.open(postgres_url))
+        v1 = store.push("plain", PromptTemplate.parse({"system": "Be plain."}), author="ana")
+        store.label("plain", v1.version.version, "production", actor="ana")
+        gw.prompts.check_every_s = 0.0
+        served = None
+        deadline = time.monotonic() + 5
+        while served is None and time.monotonic() < deadline:
+            raw = client.chat.completions.with_raw_response.create(model="plain", messages=HELLO)
+            served = raw.headers.get("x-bounded-prompt-version")
+        assert served == str(v1.version.version)
+        assert sent(upstream)["messages"][0] == {"role": "system", "content": "Be plain."}
         store.db.close()
 
 

@@ -16,10 +16,13 @@ costs one dict lookup.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 
 from bounded.prompts.store import PRODUCTION, PromptStore, PromptVersion
+
+log = logging.getLogger("bounded.prompts")
 
 MAX_PINNED = 1024
 
@@ -33,6 +36,7 @@ class PromptCache:
         self._generation: int | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
+        self._checking: asyncio.Task[None] | None = None
 
     async def production(self, feature: str) -> PromptVersion | None:
         await self._fresh()
@@ -45,10 +49,23 @@ class PromptCache:
         return found
 
     def known_without(self, feature: str) -> bool:
-        """True when it is known, and fresh, that ``feature`` has no production version:
-        the prompt stage then passes the request on without awaiting anything."""
-        fresh = time.monotonic() - self._checked < self.check_every_s
-        return fresh and feature in self._production and self._production[feature] is None
+        """True when it is known that ``feature`` has no production version: the prompt
+        stage then passes the request on without awaiting anything. A due check runs in
+        the background (see :meth:`bounded.releases.cache.ReleaseCache.fresh`); until it
+        has run, what was known serves, as between checks."""
+        due = time.monotonic() - self._checked >= self.check_every_s
+        if due and self._generation is not None and not self._check_running():
+            self._checking = asyncio.get_running_loop().create_task(self._check())
+        return feature in self._production and self._production[feature] is None
+
+    def _check_running(self) -> bool:
+        return self._checking is not None and not self._checking.done()
+
+    async def _check(self) -> None:
+        try:
+            await self._fresh()
+        except Exception:  # the next request's check tries again
+            log.exception("could not check the prompt versions for changes")
 
     async def version(self, feature: str, number: int) -> PromptVersion:
         key = (feature, number)
