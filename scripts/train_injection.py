@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from bounded.validation.guards import injection as inj  # noqa: E402
+from bounded.validation.guards import injection_patterns as pat  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 TRAIN = SHARED / "injection" / "train" / "train.jsonl"
@@ -163,7 +164,7 @@ def position_keys(tokens: Sequence[str]) -> list[list[str]]:
     keys = [[t] for t in tokens]
     for i in range(len(tokens) - 1):
         keys[i].append(tokens[i] + " " + tokens[i + 1])
-    for i, name in inj.pattern_hits(tokens):
+    for i, name in pat.pattern_hits(tokens):
         keys[i].append("\0" + name)
     return keys
 
@@ -185,7 +186,7 @@ class Featurised:
         indptr, idx, val = [0], [], []
         for d, doc in enumerate(docs):
             pos = [
-                [vocab[k] for k in ks if k in vocab] for ks in position_keys(inj.words(doc.text))
+                [vocab[k] for k in ks if k in vocab] for ks in position_keys(pat.words(doc.text))
             ]
             for s in window_starts(len(pos)):
                 counts = Counter(j for p in pos[s : s + WINDOW] for j in p)
@@ -208,13 +209,13 @@ class Featurised:
 def build_vocab(docs: Sequence[Doc]) -> dict[str, int]:
     df: Counter[str] = Counter()
     for doc in docs:
-        df.update({k for ks in position_keys(inj.words(doc.text)) for k in ks})
+        df.update({k for ks in position_keys(pat.words(doc.text)) for k in ks})
     keys = sorted(
         k
         for k, n in df.items()
         if n >= MIN_DF and not k.startswith("\0") and (UNIGRAMS or " " in k)
     )
-    keys += ["\0" + name for name in inj.PATTERN_NAMES]
+    keys += ["\0" + name for name in pat.PATTERN_NAMES]
     return {k: i for i, k in enumerate(keys)}
 
 
@@ -291,8 +292,8 @@ def train(docs: Sequence[Doc], quiet: bool = True) -> inj.Model:
     y = labels[feats.doc_of_arr].astype(np.float64)
     prior = np.zeros(len(vocab))
     l2 = np.full(len(vocab), L2)
-    pattern_weight = {name: w for name, w, _ in inj.PATTERNS}
-    for name in inj.PATTERN_NAMES:
+    pattern_weight = {name: w for name, w, _ in pat.PATTERNS}
+    for name in pat.PATTERN_NAMES:
         prior[vocab["\0" + name]] = pattern_weight[name]
         l2[vocab["\0" + name]] = PATTERN_L2
     chosen = np.ones(len(feats.doc_of), dtype=bool)  # round 0: every window of an attack

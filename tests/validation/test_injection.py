@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bounded.validation.guards import injection, registry
+from bounded.validation.guards import injection, injection_patterns, registry
 from bounded.validation.guards.base import GuardConfigError, ScanContext
 from bounded.validation.guards.injection import (
     HIGH_THRESHOLD,
@@ -197,7 +197,7 @@ def test_shipped_model_loads_from_package_data() -> None:
     model = injection.shipped_model()
     assert model.window == injection.WINDOW
     assert len(model.weights) > 1000
-    assert set(model.pattern_weights) == set(injection.PATTERN_NAMES)
+    assert set(model.pattern_weights) == set(injection_patterns.PATTERN_NAMES)
 
 
 # -- a fixed sample, scored as before the scan was made faster ------------------------------
@@ -327,7 +327,7 @@ def test_scores_unchanged_on_a_fixed_sample(detector: InjectionDetector, i: int)
 # without its first word in FIRST_WORDS fails here.
 
 _REFERENCE = [
-    (name, re.compile(rf"(?<![^ ])(?:{rx})(?![^ ])")) for name, _, rx in injection.PATTERNS
+    (name, re.compile(rf"(?<![^ ])(?:{rx})(?![^ ])")) for name, _, rx in injection_patterns.PATTERNS
 ]
 
 
@@ -372,9 +372,9 @@ def generate(tree: Any, rng: random.Random) -> str:
     return "".join(out)
 
 
-_TREES = [(name, sre_parser.parse(rx)) for name, _, rx in injection.PATTERNS]
+_TREES = [(name, sre_parser.parse(rx)) for name, _, rx in injection_patterns.PATTERNS]
 _FILLER = [
-    *sorted({w for words in injection.FIRST_WORDS.values() for w in words.split()}),
+    *sorted({w for words in injection_patterns.FIRST_WORDS.values() for w in words.split()}),
     *[
         "the",
         "a",
@@ -402,7 +402,7 @@ _FILLER = [
 
 def test_pattern_hits_match_a_scan_of_every_family() -> None:
     rng = random.Random(20261202)
-    found = dict.fromkeys(injection.PATTERN_NAMES, 0)
+    found = dict.fromkeys(injection_patterns.PATTERN_NAMES, 0)
     tries = 300
     for name, tree in _TREES:
         for _ in range(tries):
@@ -410,9 +410,9 @@ def test_pattern_hits_match_a_scan_of_every_family() -> None:
             parts += [generate(rng.choice(_TREES)[1], rng) for _ in range(rng.randint(0, 2))]
             parts += rng.choices(_FILLER, k=rng.randint(0, 12))
             rng.shuffle(parts)
-            tokens = injection.words(" ".join(parts))
+            tokens = injection_patterns.words(" ".join(parts))
             want = reference_hits(tokens)
-            assert injection.pattern_hits(tokens) == want, " ".join(tokens)
+            assert injection_patterns.pattern_hits(tokens) == want, " ".join(tokens)
             found[name] += any(n == name for _, n in want)
     # The generator makes real matches: each family is found in most of its own texts.
     assert all(n > tries // 2 for n in found.values()), found
@@ -422,4 +422,4 @@ def test_pattern_hits_on_random_words() -> None:
     rng = random.Random(7)
     for _ in range(3000):
         tokens = rng.choices(_FILLER, k=rng.randint(0, 30))
-        assert injection.pattern_hits(tokens) == reference_hits(tokens), " ".join(tokens)
+        assert injection_patterns.pattern_hits(tokens) == reference_hits(tokens), " ".join(tokens)
