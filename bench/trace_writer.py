@@ -143,7 +143,7 @@ def _old_span_row(trace_id: str, s: Span) -> tuple[object, ...]:
 def old_write(writer: TraceWriter, db: Database, batch: list[TraceRecord]) -> None:
     for r in batch:
         _old_self_times(r.spans)
-    texts = [writer._text_row(r) for r in batch if r.text_expires_at is not None]
+    texts = writer._text_rows([r for r in batch if r.text_expires_at is not None])
     with db.transaction():
         db.executemany(_OLD_TRACE, [_old_trace_row(r) for r in batch])
         db.executemany(_OLD_SPAN, [_old_span_row(r.trace_id, s) for r in batch for s in r.spans])

@@ -14,10 +14,10 @@ from bounded.telemetry.store import TraceRecord, TraceRepository, TraceWriter
 
 def _record(trace_id: str, feature: str, status: int, text: str | None = None) -> TraceRecord:
     rec = Recorder(trace_id, "chat")
-    span = rec.open("auth")
-    span.attributes["bounded.stage"] = "auth"
+    span = rec.open("auth", {"bounded.stage": "auth"})
     rec.close(span)
     rec.finish()
+    rec.seal()
     rec.root.name = f"chat {feature}"
     rec.root.status = "error" if status >= 400 else "ok"
     rec.root.attributes = {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 3}

@@ -6,10 +6,12 @@
     ...
     telemetry.close()
 
-``finish`` runs when a call closes (its response sent): it counts the request, ends its
-root span, names and attributes it, and queues the trace for the writer. The OTLP exporter
-is built from the start-up config (``telemetry.otlp_endpoint``); sampling and text policy
-are read from the runtime current for each request, so a reload changes them.
+``finish`` runs when a call closes (its response sent): it ends the root span and queues
+the rest for the writer's thread, which counts the request, seals its spans (ids, epoch
+times, the upstream attempts), names and attributes the root, and stores the trace.
+The OTLP exporter is built from the start-up config (``telemetry.otlp_endpoint``);
+sampling and text policy are read from the runtime current for each request, so a reload
+changes them.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import time
 from typing import Any
 
 from bounded.economics.ledger import to_e10
-from bounded.telemetry.attributes import request_model, root_attributes
+from bounded.telemetry.attributes import attempt_attributes, request_model, root_attributes
 from bounded.telemetry.config import TelemetryConfig, stores_text
 from bounded.telemetry.metrics import Metrics
-from bounded.telemetry.spans import Recorder
+from bounded.telemetry.spans import Recorder, Span
 from bounded.telemetry.store import TraceRecord, TraceWriter, trace_store_url
 
 log = logging.getLogger("bounded.telemetry")
@@ -74,6 +76,7 @@ class Telemetry:
             call.spans = None
 
     def _trace_record(self, call: Any, rec: Recorder) -> TraceRecord | None:
+        spans = rec.seal(_attempt_spans)
         root = rec.root
         model = request_model(call)
         if model is not None:
@@ -99,7 +102,7 @@ class Telemetry:
         record = TraceRecord(
             trace_id=call.trace_id,
             root=root,
-            spans=rec.spans,
+            spans=spans,
             feature=feature,
             team=attrs.get("bounded.team"),
             model=model,
@@ -128,6 +131,18 @@ class Telemetry:
         self.writer.close()
         if self.export is not None:
             self.export.shutdown()
+
+
+def _attempt_spans(rec: Recorder, route: Span, call: Any) -> None:
+    """Under a route stage's span, a client span per upstream attempt its call made."""
+    for deployment, started, ended, error in call.trace.tries:
+        name, attrs = attempt_attributes(call, deployment, error)
+        span = rec.add(
+            name, route, rec.at_monotonic(started), rec.at_monotonic(ended), kind="client"
+        )
+        span.attributes = attrs
+        if error is not None:
+            span.status = "error"
 
 
 def _first_error(rec: Recorder) -> str | None:

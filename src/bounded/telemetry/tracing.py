@@ -8,7 +8,8 @@ is sent, or a stream's last byte (so the root span covers the whole response, st
 included). Each stage's span covers the stage and everything after it (stages nest: a
 stage gets ``next``), with ``bounded.self_ms`` its own share; a stage that answers with a
 stream ends its span when it hands the stream back. The route stage's span has a child
-per upstream attempt, from the router's own timings. Forks (a repair, an escalation, a
+per upstream attempt, from the router's own timings (built in the writer's thread, at
+:meth:`~bounded.telemetry.spans.Recorder.seal`). Forks (a repair, an escalation, a
 cascade step) share the recorder, so their stages nest under the validate span.
 
 A request that is not sampled gets no recorder spans at all (one attribute read per
@@ -18,11 +19,11 @@ stage), but is still counted in the metrics when it finishes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bounded.gateway.call import Call, Json, Next, Pipeline, Reply, Stage
 from bounded.gateway.streams import closing
-from bounded.telemetry.attributes import attempt_attributes, operation_name
+from bounded.telemetry.attributes import operation_name
 from bounded.telemetry.spans import Recorder, Span, error_type, sampled
 
 if TYPE_CHECKING:
@@ -74,8 +75,7 @@ class Traced:
             return self._awaited(call, next, rec)
         if self._settles:
             rec.passes.append(call)
-        span = rec.open(self.name)
-        span.attributes["bounded.stage"] = self.name
+        span = rec.open(self.name, {"bounded.stage": self.name})
         handed: list[Awaitable[Reply]] = []
 
         def hand_on(c: Call) -> Awaitable[Reply]:
@@ -106,7 +106,7 @@ class Traced:
         finally:
             rec.close(span)
             if self._routes:
-                _attempts(rec, span, call)
+                rec.routed.append((span, call))  # its attempts: at seal
 
     async def _unsampled_first(self, call: Call, next: Next) -> Reply:
         try:
@@ -120,8 +120,7 @@ class Traced:
         tell the root span."""
         if self._settles:
             rec.passes.append(call)
-        span = rec.open(self.name)
-        span.attributes["bounded.stage"] = self.name
+        span = rec.open(self.name, {"bounded.stage": self.name})
         try:
             reply = await self.stage(call, next)
         except BaseException as exc:
@@ -134,7 +133,7 @@ class Traced:
         finally:
             rec.close(span)
             if self._routes:
-                _attempts(rec, span, call)
+                rec.routed.append((span, call))  # its attempts: at seal
         _keep_reply(rec, reply, self._telemetry.keeps_text(call))
         return reply
 
@@ -157,17 +156,6 @@ class Traced:
 def _failed(span: Span, exc: BaseException) -> None:
     span.status = "error"
     span.attributes["error.type"] = error_type(exc)
-
-
-def _attempts(rec: Recorder, parent: Any, call: Call) -> None:
-    for deployment, started, ended, error in call.trace.tries:
-        name, attrs = attempt_attributes(call, deployment, error)
-        span = rec.add(
-            name, parent, rec.at_monotonic(started), rec.at_monotonic(ended), kind="client"
-        )
-        span.attributes = attrs
-        if error is not None:
-            span.status = "error"
 
 
 def _keep_reply(rec: Recorder, reply: Reply, text: bool) -> None:
