@@ -184,17 +184,17 @@ class Metrics:
         if target is not None and target.feature is not None:
             feature = target.name
         for place, hit in call.guard_hits:
-            self.guards.labels(feature, place, hit.spec.kind, hit.spec.action).inc()
+            self._child(self.guards, feature, place, hit.spec.kind, hit.spec.action).inc()
         hold = call.hold
         if hold is not None and call.cost:
             for key, _ in hold.budgets:
                 # An accountant's key: "[prefix budget:]scope|period|start".
                 scope, _, rest = key.rpartition("budget:")[2].partition("|")
-                self.budget.labels(scope, rest.partition("|")[0]).inc(float(call.cost))
+                self._child(self.budget, scope, rest.partition("|")[0]).inc(float(call.cost))
         if call.deployment:
             breaker = call.runtime.router.breakers.get(call.deployment)
             if breaker is not None:
-                self.breaker.labels(call.deployment).set(BREAKER_VALUES[breaker.state.value])
+                self._child(self.breaker, call.deployment).set(BREAKER_VALUES[breaker.state.value])
 
     def breakers(self, states: dict[str, dict[str, object]]) -> None:
         for name, snapshot in states.items():
