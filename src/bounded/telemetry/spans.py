@@ -23,6 +23,7 @@ import hashlib
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,7 +136,7 @@ class Recorder:
     def finish(self) -> None:
         self.root.end_ns = _clock()
 
-    def seal(self, attempts: Any = None) -> list[Span]:
+    def seal(self, attempts: AttemptSpans | None = None) -> list[Span]:
         """The spans as stored: ids given, times in epoch nanoseconds, parents linked.
         ``attempts(rec, span, call)`` adds the attempt spans of each routed call under its
         route span, in place: they follow it in the list, as they followed it in time."""
@@ -149,9 +150,8 @@ class Recorder:
                     attempts(self, span, call)
         self.routed = []
         shift = self._epoch_ns - self._perf_ns
-        bits = _rand.getrandbits
         for span in self.spans:
-            span.span_id = f"{bits(64) or 1:016x}"
+            span.span_id = new_span_id()
             span.start_ns += shift
             if span.end_ns:
                 span.end_ns += shift
@@ -160,6 +160,9 @@ class Recorder:
                 span.parent_id = span.up.span_id
                 span.up = None  # the open-span chain is over; the stored link is the id
         return self.spans
+
+
+AttemptSpans = Callable[[Recorder, Span, Any], None]  # (recorder, route span, its call)
 
 
 def error_type(exc: BaseException) -> str:
