@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -170,6 +172,39 @@ def test_max_cost_bounds_every_actual_cost_for_the_same_tokens() -> None:
         for used_output in (output, rng.randint(0, output)):
             usage = Usage(prompt, used_output, rng.randint(0, prompt))
             assert cost_usd(price, usage) <= bound
+
+
+def _exact(value: Fraction, *, up: bool) -> Decimal:
+    """``value`` USD in 1e-10 steps: rounded up, or half-even, from the exact fraction."""
+    steps = value * 10**10
+    whole = math.ceil(steps) if up else round(steps)  # Fraction's round is half-even
+    return Decimal(whole).scaleb(-10)
+
+
+def test_costs_match_exact_fractions_for_prices_made_and_dropped() -> None:
+    # Fresh Price objects every time, none kept: ids are reused, and each cost must still
+    # be its own price's (costs are computed from integers cached per Price).
+    rng = random.Random(11)
+    rates = ["0", "0.15", "2.5", "0.0375", "0.00013", "12.345678912", "150", "0.0000000003"]
+    for _ in range(2000):
+        price = Price(
+            input=Decimal(rng.choice(rates)),
+            output=Decimal(rng.choice(rates)),
+            cached_input=rng.choice([None, Decimal(rng.choice(rates))]),
+        )
+        prompt, output = rng.randint(0, 2_000_000), rng.randint(0, 200_000)
+        cached = rng.randint(0, prompt)
+        cached_rate = price.input if price.cached_input is None else price.cached_input
+        exact = (
+            (prompt - cached) * Fraction(price.input)
+            + cached * Fraction(cached_rate)
+            + output * Fraction(price.output)
+        ) / 10**6
+        assert cost_usd(price, Usage(prompt, output, cached)) == _exact(exact, up=False)
+        bound = (prompt * max(Fraction(price.input), Fraction(cached_rate))) + output * Fraction(
+            price.output
+        )
+        assert max_cost_usd(price, prompt, output) == _exact(bound / 10**6, up=True)
 
 
 def test_every_builtin_price_is_sane() -> None:

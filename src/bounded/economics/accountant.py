@@ -57,6 +57,16 @@ class Accountant(Protocol):
 
 
 SpendSeed = Callable[[str, float], Decimal]
+_ZERO = Decimal(0)
+# A rate limit scope's two bucket names, made once per scope, not twice per request.
+_bucket_names: dict[str, tuple[str, str]] = {}
+
+
+def _names_for(scope: str) -> tuple[str, str]:
+    if len(_bucket_names) >= 65536:  # a scope per virtual key: keep it bounded
+        _bucket_names.clear()
+    names = _bucket_names[scope] = (f"{scope}|requests", f"{scope}|tokens")
+    return names
 
 
 @dataclass
@@ -66,8 +76,8 @@ class _Bucket:
     updated: float
 
     def refill(self, now: float) -> None:
-        rate = self.capacity / 60.0
-        self.level = min(self.capacity, self.level + (now - self.updated) * rate)
+        level = self.level + (now - self.updated) * self.capacity / 60.0
+        self.level = level if level < self.capacity else self.capacity
         self.updated = now
 
     def wait_for(self, amount: float) -> float:
@@ -93,42 +103,56 @@ class MemoryAccountant:
         now: float,
     ) -> Hold:
         hold = Hold()
-        states = [(rule, *self._budget_state(rule, now)) for rule in budgets]
-        for rule, key, reset in states:
+        keys: list[str] = []
+        for rule in budgets:
+            key, reset = self._budget_state(rule, now)
             spent = self._spent[key]
-            reserved = self._reserved.get(key, Decimal(0))
+            reserved = self._reserved.get(key, _ZERO)
             if rule.mode == "hard" and (
                 spent >= rule.amount or spent + reserved + cost > rule.amount
             ):
                 raise budget_refusal(rule, spent, reset, now, reserved)
+            keys.append(key)
         mono = self._clock()
-        takes: list[tuple[str, _Bucket, float]] = []
+        # (bucket name, bucket, amount, limit, unit) of every bucket this request takes from.
+        takes: list[tuple[str, _Bucket, float, int, str]] = []
         for rate in rates:
-            for unit, limit, amount in (("requests", rate.rpm, 1), ("tokens", rate.tpm, tokens)):
-                if limit is None:
-                    continue
-                bucket = self._bucket(f"{rate.scope}|{unit}", limit, mono)
-                if amount > bucket.capacity:
-                    raise TooManyRequests(
-                        f"request needs {amount} {unit} but {rate.scope} allows {limit} per "
-                        "minute; lower max_tokens or raise the limit",
-                        code="rate_limit_exceeded",
-                    )
-                if bucket.level < amount:
-                    raise rate_refusal(rate.scope, unit, limit, bucket.wait_for(amount))
-                takes.append((f"{rate.scope}|{unit}", bucket, amount))
+            names = _bucket_names.get(rate.scope) or _names_for(rate.scope)
+            if rate.rpm is not None:
+                takes.append(self._check(names[0], rate.scope, "requests", rate.rpm, 1, mono))
+            if rate.tpm is not None:
+                takes.append(self._check(names[1], rate.scope, "tokens", rate.tpm, tokens, mono))
         # Every check passed: take everything (no await since the checks: atomic).
-        for rule, key, _ in states:
-            self._reserved[key] = self._reserved.get(key, Decimal(0)) + cost
+        for rule, key in zip(budgets, keys, strict=True):
+            self._reserved[key] = self._reserved.get(key, _ZERO) + cost
             hold.budgets.append((key, cost))
             if rule.mode == "soft" and self._spent[key] + cost > rule.amount:
                 hold.alerts.append(rule)
-        for name, bucket, taken in takes:
+        for name, bucket, taken, _, unit in takes:
             bucket.level -= taken
-            if name.endswith("|tokens"):
+            if unit == "tokens":
                 hold.token_buckets.append((name, int(taken)))
-        hold.headers = self._headers(rates, mono)
+        if takes:
+            hold.headers = _headers(takes)
         return hold
+
+    def _check(
+        self, name: str, scope: str, unit: str, limit: int, amount: float, now: float
+    ) -> tuple[str, _Bucket, float, int, str]:
+        """The bucket ``amount`` would come from, refilled to ``now``; raises if it can't."""
+        bucket = self._buckets.get(name)
+        if bucket is None or bucket.capacity != limit:
+            bucket = self._buckets[name] = _Bucket(float(limit), float(limit), now)
+        bucket.refill(now)
+        if amount > bucket.capacity:
+            raise TooManyRequests(
+                f"request needs {amount} {unit} but {scope} allows {limit} per "
+                "minute; lower max_tokens or raise the limit",
+                code="rate_limit_exceeded",
+            )
+        if bucket.level < amount:
+            raise rate_refusal(scope, unit, limit, bucket.wait_for(amount))
+        return name, bucket, amount, limit, unit
 
     async def settle(self, hold: Hold, cost: Decimal, tokens: int) -> None:
         if hold.settled:
@@ -140,7 +164,8 @@ class MemoryAccountant:
         for name, reserved_tokens in hold.token_buckets:
             bucket = self._buckets[name]
             # Refund what the estimate over-reserved (or charge what it under-reserved).
-            bucket.level = min(bucket.capacity, bucket.level + reserved_tokens - tokens)
+            level = bucket.level + reserved_tokens - tokens
+            bucket.level = level if level < bucket.capacity else bucket.capacity
 
     async def aclose(self) -> None:
         return None
@@ -163,37 +188,42 @@ class MemoryAccountant:
         )
         return key, reset
 
-    def _bucket(self, name: str, limit: int, now: float) -> _Bucket:
-        bucket = self._buckets.get(name)
-        if bucket is None or bucket.capacity != limit:
-            bucket = self._buckets[name] = _Bucket(float(limit), float(limit), now)
-        bucket.refill(now)
-        return bucket
 
-    def _headers(self, rates: list[RateRule], now: float) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        for unit, attr in (("requests", "rpm"), ("tokens", "tpm")):
-            tightest: tuple[float, int, float] | None = None
-            limit: int | None
-            for rule in rates:
-                limit = getattr(rule, attr)
-                if limit is None:
-                    continue
-                bucket = self._buckets[f"{rule.scope}|{unit}"]
-                entry = (bucket.level, limit, bucket.wait_for(bucket.capacity))
-                if tightest is None or entry[0] < tightest[0]:
-                    tightest = entry
-            if tightest is not None:
-                headers.update(ratelimit_headers(unit, tightest[1], tightest[0], tightest[2]))
-        return headers
+def _headers(takes: list[tuple[str, _Bucket, float, int, str]]) -> dict[str, str]:
+    """x-ratelimit-* for the tightest bucket of each unit (the lowest level), after the take."""
+    tightest: dict[str, tuple[_Bucket, int]] = {}
+    for _, bucket, _, limit, unit in takes:
+        found = tightest.get(unit)
+        if found is None or bucket.level < found[0].level:
+            tightest[unit] = (bucket, limit)
+    headers: dict[str, str] = {}
+    for unit in ("requests", "tokens"):
+        found = tightest.get(unit)
+        if found is not None:
+            bucket, limit = found
+            headers.update(
+                ratelimit_headers(unit, limit, bucket.level, bucket.wait_for(bucket.capacity))
+            )
+    return headers
 
 
 def ratelimit_headers(unit: str, limit: int, remaining: float, reset_s: float) -> dict[str, str]:
+    limit_name, remaining_name, reset_name = _HEADER_NAMES[unit]
     return {
-        f"x-ratelimit-limit-{unit}": str(limit),
-        f"x-ratelimit-remaining-{unit}": str(max(0, math.floor(remaining))),
-        f"x-ratelimit-reset-{unit}": f"{reset_s:.3g}s",
+        limit_name: str(limit),
+        remaining_name: str(math.floor(remaining)) if remaining > 0 else "0",
+        reset_name: f"{reset_s:.3g}s",
     }
+
+
+_HEADER_NAMES = {
+    unit: (
+        f"x-ratelimit-limit-{unit}",
+        f"x-ratelimit-remaining-{unit}",
+        f"x-ratelimit-reset-{unit}",
+    )
+    for unit in ("requests", "tokens")
+}
 
 
 def budget_refusal(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Literal
 
@@ -26,10 +26,7 @@ PriceSource = Literal["config", "builtin", "unpriced"]
 # coarser step would round real (if tiny) spend to zero, while 10 decimals still fits
 # comfortably in the ledger's NUMERIC columns.
 COST_QUANTUM = Decimal("1E-10")
-_PER_MILLION = Decimal(1_000_000)
-# Enough digits for any token count times any price without rounding before the final
-# quantize, independent of whatever the caller's thread-local decimal context is.
-_EXACT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+_QUANTUM_EXPONENT = -10  # of COST_QUANTUM
 
 # USD per million tokens: (input, output, cached input or None). Strings, never floats,
 # so the Decimal is exactly the published figure.
@@ -188,15 +185,17 @@ def cost_usd(price: Price, usage: Usage) -> Decimal:
     input_tokens = max(usage.input_tokens, 0)
     cached = min(max(usage.cached_tokens, 0), input_tokens)
     output_tokens = max(usage.output_tokens, 0)
-    cached_rate = price.input if price.cached_input is None else price.cached_input
-    with localcontext(_EXACT):
-        total = (
-            (input_tokens - cached) * price.input
-            + cached * cached_rate
-            + output_tokens * price.output
-        ) / _PER_MILLION
-        # Half-even keeps rounding unbiased across many ledger rows.
-        return total.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
+    rates = _rates(price)
+    quanta, rest = divmod(
+        (input_tokens - cached) * rates.input
+        + cached * rates.cached
+        + output_tokens * rates.output,
+        rates.denominator,
+    )
+    # Half-even keeps rounding unbiased across many ledger rows.
+    if 2 * rest > rates.denominator or (2 * rest == rates.denominator and quanta & 1):
+        quanta += 1
+    return Decimal(quanta).scaleb(_QUANTUM_EXPONENT)
 
 
 def max_cost_usd(price: Price, prompt_tokens: int, max_output_tokens: int) -> Decimal:
@@ -207,11 +206,49 @@ def max_cost_usd(price: Price, prompt_tokens: int, max_output_tokens: int) -> De
     assumed to use all of ``max_output_tokens``. Rounded up rather than half-even, so
     the reservation is never below what ``cost_usd`` settles for the same tokens.
     """
-    prompt = max(prompt_tokens, 0)
-    output_tokens = max(max_output_tokens, 0)
-    prompt_rate = price.input
-    if price.cached_input is not None and price.cached_input > prompt_rate:
-        prompt_rate = price.cached_input
-    with localcontext(_EXACT):
-        total = (prompt * prompt_rate + output_tokens * price.output) / _PER_MILLION
-        return total.quantize(COST_QUANTUM, rounding=ROUND_CEILING)
+    rates = _rates(price)
+    quanta, rest = divmod(
+        max(prompt_tokens, 0) * max(rates.input, rates.cached)
+        + max(max_output_tokens, 0) * rates.output,
+        rates.denominator,
+    )
+    return Decimal(quanta + (rest > 0)).scaleb(_QUANTUM_EXPONENT)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """A price as integers: a count of tokens times a rate, divided by ``denominator``,
+    is a cost in ``COST_QUANTUM`` units, exactly (every finite Decimal is a fraction)."""
+
+    input: int
+    cached: int
+    output: int
+    denominator: int
+
+
+# Prices by identity, each kept with its Price so an id is never reused while cached.
+# Integer arithmetic on cached fractions is a third of the cost of Decimal arithmetic in
+# an exact context, and the gateway prices every request twice (reserve, settle).
+_rates_cache: dict[int, tuple[Price, _Rates]] = {}
+
+
+def _rates(price: Price) -> _Rates:
+    found = _rates_cache.get(id(price))
+    if found is not None and found[0] is price:
+        return found[1]
+    cached_rate = price.input if price.cached_input is None else price.cached_input
+    (i, i_den), (c, c_den), (o, o_den) = (
+        rate.as_integer_ratio() for rate in (price.input, cached_rate, price.output)
+    )
+    # tokens x (USD per million) -> quanta: x 10^-6 USD, / 10^exponent per quantum.
+    scale = 10 ** (-_QUANTUM_EXPONENT - 6)
+    rates = _Rates(
+        input=i * c_den * o_den * scale,
+        cached=c * i_den * o_den * scale,
+        output=o * i_den * c_den * scale,
+        denominator=i_den * c_den * o_den,
+    )
+    if len(_rates_cache) >= 1024:  # configs reloaded many times: start again
+        _rates_cache.clear()
+    _rates_cache[id(price)] = (price, rates)
+    return rates

@@ -197,14 +197,20 @@ class TokenCounter:
         count = self.counter_for(model)
         total = REPLY_PRIMING_TOKENS
         for message in messages:
-            total += TOKENS_PER_MESSAGE
-            total += _count_str(count, message.get("role"))
-            total += _count_content(count, message.get("content"))
-            name = message.get("name")
-            if isinstance(name, str):
-                total += count(name) + TOKENS_PER_NAME
-            total += _count_str(count, message.get("tool_call_id"))
-            total += _count_tool_calls(count, message.get("tool_calls"))
+            role = message.get("role")
+            content = message.get("content")
+            total += TOKENS_PER_MESSAGE + _role_tokens(count, role)
+            if isinstance(content, str):
+                total += count(content) if content else 0
+            else:
+                total += _count_content(count, content)
+            if len(message) > ("role" in message) + ("content" in message):
+                # Most messages hold only a role and a content: the rest is looked up then.
+                name = message.get("name")
+                if isinstance(name, str):
+                    total += count(name) + TOKENS_PER_NAME
+                total += _count_str(count, message.get("tool_call_id"))
+                total += _count_tool_calls(count, message.get("tool_calls"))
         if tools:
             total += self.count_tools(tools, model)
         return total
@@ -222,6 +228,23 @@ class TokenCounter:
             function = tool.get("function", tool)
             total += count(json.dumps(function, separators=(",", ":"), ensure_ascii=False))
         return total
+
+
+# Tokens of the usual roles, per counter: a role is counted on every message of every
+# request, and it is nearly always one of these.
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_role_counts: dict[tuple[Counter, str], int] = {}
+
+
+def _role_tokens(count: Counter, role: object) -> int:
+    if not isinstance(role, str) or not role:
+        return 0
+    if role not in _ROLES:
+        return count(role)
+    found = _role_counts.get((count, role))
+    if found is None:
+        found = _role_counts[(count, role)] = count(role)
+    return found
 
 
 def _count_str(count: Counter, value: object) -> int:

@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bounded.config.schema import BoundedConfig, ModelConfig, Price
+from bounded.config.schema import BoundedConfig, ModelConfig, Price, RouteConfig
 from bounded.economics.accountant import Accountant
 from bounded.economics.ledger import Ledger, LedgerRow, to_e10, usage_fields
 from bounded.economics.prices import cost_usd, max_cost_usd, price_for
@@ -37,32 +38,48 @@ log = logging.getLogger("bounded.economics")
 DEFAULT_MAX_OUTPUT = 4096
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """A route's deployments and their prices, as admission needs them."""
+
+    route: RouteConfig  # kept so that its id is not reused while cached
+    models: list[ModelConfig]
+    prices: list[Price]
+    # Some deployment has its own rate limit (checked per attempt, by the router's gate).
+    deployment_limited: bool
+
+
 class Meter:
     def __init__(self, accountant: Accountant, ledger: Ledger, counter: TokenCounter):
         self.accountant = accountant
         self.ledger = ledger
         self.counter = counter
-        # Per-config caches of what admission derives from the config alone.
+        # Per-config caches of what admission derives from the config alone: built once
+        # per config (they only change with it) instead of on every request.
         self._cached_config: BoundedConfig | None = None
         self._rules_cache: dict[
             tuple[str, str | None], tuple[list[BudgetRule], list[RateRule]]
         ] = {}
-        self._price_cache: dict[int, Price] = {}
+        # By identity: a release may give a feature another route for some requests.
+        self._routes: dict[int, _Route] = {}
+        self._prices: dict[int, tuple[ModelConfig, Price]] = {}
 
     def rules(self, call: Call, config: BoundedConfig) -> tuple[list[BudgetRule], list[RateRule]]:
-        budgets, rates = key_rules(call.principal.key_id, call.principal.limits)
-        shared = self._config_rules(call, config)
-        return budgets + shared[0], rates + shared[1]
+        budgets, rates = self._config_rules(call, config)
+        if call.principal.limits:
+            own_budgets, own_rates = key_rules(call.principal.key_id, call.principal.limits)
+            return own_budgets + budgets, own_rates + rates
+        return budgets, rates
 
     def _config_rules(
         self, call: Call, config: BoundedConfig
     ) -> tuple[list[BudgetRule], list[RateRule]]:
-        """The feature's and the team's rules, built once per config (they only change
-        with it) instead of on every request."""
+        """The feature's and the team's rules."""
         if config is not self._cached_config:
             self._cached_config = config
             self._rules_cache.clear()
-            self._price_cache.clear()
+            self._routes.clear()
+            self._prices.clear()
         cache_key = (call.target.name, call.team)
         found = self._rules_cache.get(cache_key)
         if found is not None:
@@ -80,29 +97,54 @@ class Meter:
         self._rules_cache[cache_key] = (budgets, rates)
         return budgets, rates
 
+    def _route(self, call: Call, config: BoundedConfig) -> _Route:
+        """The call's route as admission needs it (after ``_config_rules`` for the config)."""
+        route = call.target.route
+        found = self._routes.get(id(route))
+        if found is not None and found.route is route:
+            return found
+        models = [config.models[name] for name in route.targets]
+        found = _Route(
+            route, models, [self._price(m) for m in models], any(m.rate_limit for m in models)
+        )
+        if len(self._routes) >= 256:  # releases handing out many routes: start again
+            self._routes.clear()
+        self._routes[id(route)] = found
+        return found
+
     def _price(self, model: ModelConfig) -> Price:
-        # By identity: the models of the cached config, which the cache keeps alive.
-        price = self._price_cache.get(id(model))
-        if price is None:
-            price = self._price_cache[id(model)] = price_for(model.model, model.price).price
+        # By identity, each kept with its model so that an id is never reused while cached.
+        found = self._prices.get(id(model))
+        if found is not None and found[0] is model:
+            return found[1]
+        price = price_for(model.model, model.price).price
+        self._prices[id(model)] = (model, price)
         return price
 
     # -- admission ---------------------------------------------------------------------
 
     async def admit(self, call: Call) -> None:
         """Reserve the most this request can cost on any deployment of its route."""
-        runtime = call.runtime
-        budgets, rates = self.rules(call, runtime.config)
-        models = [runtime.config.models[name] for name in call.target.route.targets]
-        if not budgets and not rates and not any(m.rate_limit for m in models):
+        config = call.runtime.config
+        budgets, rates = self.rules(call, config)
+        route = self._route(call, config)
+        if not budgets and not rates and not route.deployment_limited:
             return  # nothing to reserve: count tokens only if the upstream reports none
+        models = route.models
         call.prompt_estimate = await self.prompt_tokens(call, models)
-        call.max_output = max(_max_output(call, m) for m in models)
+        # A route of one deployment (the usual case) needs no max() over a generator.
+        if len(models) == 1:
+            call.max_output = _max_output(call, models[0])
+        else:
+            call.max_output = max(_max_output(call, m) for m in models)
         if not budgets and not rates:
             return
-        max_cost = max(
-            max_cost_usd(self._price(m), call.prompt_estimate, call.max_output) for m in models
-        )
+        if len(models) == 1:
+            max_cost = max_cost_usd(route.prices[0], call.prompt_estimate, call.max_output)
+        else:
+            max_cost = max(
+                max_cost_usd(price, call.prompt_estimate, call.max_output) for price in route.prices
+            )
         call.hold = await self.accountant.reserve(
             budgets, rates, max_cost, call.prompt_estimate + call.max_output, call.ts
         )
@@ -120,16 +162,18 @@ class Meter:
             if call.operation == "embeddings":
                 counts.append(await self._embedding_tokens(body["input"], model.model))
                 continue
-            exact = getattr(call.runtime.providers[model.provider], "count_prompt_tokens", None)
-            if exact is not None:
+            provider = call.runtime.providers[model.provider]
+            if _counts_exactly(provider):
+                exact = provider.count_prompt_tokens  # type: ignore[attr-defined]
                 counts.append(await exact({**body, "model": model.model}))
                 continue
-            await self._ensure_encoding(model.model)
+            if not is_loaded(encoding_for(model.model)):
+                await self._ensure_encoding(model.model)
             count = self.counter.count_messages(body["messages"], model.model)
             if body.get("tools"):
                 count += self.counter.count_tools(body["tools"], model.model)
             counts.append(count)
-        return max(counts)
+        return counts[0] if len(counts) == 1 else max(counts)
 
     async def _embedding_tokens(self, value: Any, model: str) -> int:
         if isinstance(value, str):
@@ -229,10 +273,10 @@ class Meter:
             await self._count_usage(call, model)
         usage = call.usage or Usage()
         if model is not None:
-            call.cost = cost_usd(price_for(model.model, model.price).price, usage)
+            call.cost = cost_usd(self._price(model), usage)
         if call.baseline_model is not None:
             dearest: ModelConfig = call.baseline_model
-            call.baseline_cost = cost_usd(price_for(dearest.model, dearest.price).price, usage)
+            call.baseline_cost = cost_usd(self._price(dearest), usage)
         self._flag_overruns(call, usage)
         if call.hold is not None:
             await self.accountant.settle(call.hold, call.cost, usage.total_tokens)
@@ -305,6 +349,19 @@ def _row(call: Call, model: ModelConfig | None, usage: Usage) -> LedgerRow:
         release_id=call.release_id,
         **usage_fields(usage),
     )
+
+
+# Provider classes by whether they count prompts themselves (``count_prompt_tokens``):
+# asked once per class, since a missing attribute costs an exception inside getattr.
+_exact_counters: dict[type, bool] = {}
+
+
+def _counts_exactly(provider: object) -> bool:
+    kind = type(provider)
+    found = _exact_counters.get(kind)
+    if found is None:
+        found = _exact_counters[kind] = callable(getattr(kind, "count_prompt_tokens", None))
+    return found
 
 
 def usage_from_response(response: Json) -> Usage | None:
