@@ -19,7 +19,7 @@ only) and ``litellm_wN``. It prints, from the same run:
 * the 1-minute load average before and after (other work on the machine slows every
   endpoint alike, since blocks are interleaved: compare ratios, not absolute figures).
 
-The client (a raw asyncio + httptools protocol, ``gateway_overhead.Client``) and the
+The client (a raw asyncio + httptools protocol, ``harness_client.Client``) and the
 stand-in share the cores with the servers, so on a 2-core machine two workers compete with
 them for the second core. The last line of stdout is one JSON object with every figure.
 """
@@ -43,106 +43,123 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import gateway_overhead as go  # the sibling script: launchers, client, statistics
+from harness_client import Errors, check_headers, read_ledger, start
+from harness_endpoints import (
+    ADMIN_KEY,
+    ECONOMICS,
+    FEATURE,
+    LEDGER_ONLY,
+    LITELLM_KEY,
+    LITELLM_VENV,
+    RATELIMIT_HEADER,
+    Endpoint,
+    Launched,
+    Launchers,
+    _merge,
+    ensure_litellm,
+)
+from harness_load import Sequential, Throughput, sequential, throughput
+from harness_procs import HOST, Processes, free_port, log, tree_rss_mb
+from harness_stats import _git_commit, _r, percentile
 
 
-def litellm(procs: go.Processes, workers: int) -> Callable[[Path, int], go.Launched]:
-    """LiteLLM proxy with the config ``gateway_overhead`` gives it, and ``--num_workers``."""
+def litellm(procs: Processes, workers: int) -> Callable[[Path, int], Launched]:
+    """LiteLLM proxy with the config ``Launchers.litellm`` gives it, and ``--num_workers``."""
 
-    def launch(workdir: Path, upstream_port: int) -> go.Launched:
-        port = go.free_port()
+    def launch(workdir: Path, upstream_port: int) -> Launched:
+        port = free_port()
         config = {
             "model_list": [
                 {
                     "model_name": "gpt-test",
                     "litellm_params": {
                         "model": "openai/stub-model",
-                        "api_base": f"http://{go.HOST}:{upstream_port}/v1",
+                        "api_base": f"http://{HOST}:{upstream_port}/v1",
                         "api_key": "x",
                     },
                 }
             ],
-            "general_settings": {"master_key": go.LITELLM_KEY},
+            "general_settings": {"master_key": LITELLM_KEY},
         }
         path = workdir / f"litellm_w{workers}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         log_path = workdir / f"litellm_w{workers}.log"
-        argv = [str(go.LITELLM_VENV / "bin" / "litellm"), "--config", str(path)]
-        argv += ["--host", go.HOST, "--port", str(port), "--num_workers", str(workers)]
+        argv = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(path)]
+        argv += ["--host", HOST, "--port", str(port), "--num_workers", str(workers)]
         env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"}
-        return go.Launched(procs.spawn(argv, log_path=log_path, env=env), port, log_path)
+        return Launched(procs.spawn(argv, log_path=log_path, env=env), port, log_path)
 
     return launch
 
 
-def endpoints(procs: go.Processes, args: argparse.Namespace) -> list[go.Endpoint]:
-    launchers = go.Launchers(procs)
-    econ = {"model": go.FEATURE, "api_key": go.ADMIN_KEY}
-    out = [go.Endpoint("direct", "direct", None, health_path="/health")]
+def endpoints(procs: Processes, args: argparse.Namespace) -> list[Endpoint]:
+    launchers = Launchers(procs)
+    econ = {"model": FEATURE, "api_key": ADMIN_KEY}
+    out = [Endpoint("direct", "direct", None, health_path="/health")]
     for n in args.workers:
         server: dict[str, Any] = {"server": {"workers": n}}
         if args.no_telemetry:
             server["telemetry"] = {"enabled": False}
         out.append(
-            go.Endpoint(
+            Endpoint(
                 f"bounded_w{n}",
                 f"bounded, {n} worker(s), economics on",
-                launchers.bounded(f"bounded_w{n}", go._merge(go.ECONOMICS, server)),
-                expect_headers=(go.RATELIMIT_HEADER,),
+                launchers.bounded(f"bounded_w{n}", _merge(ECONOMICS, server)),
+                expect_headers=(RATELIMIT_HEADER,),
                 **econ,
             )
         )
         out.append(
-            go.Endpoint(
+            Endpoint(
                 f"noecon_w{n}",
                 f"bounded, {n} worker(s), ledger only",
-                launchers.bounded(f"noecon_w{n}", go._merge(go.LEDGER_ONLY, server)),
+                launchers.bounded(f"noecon_w{n}", _merge(LEDGER_ONLY, server)),
                 **econ,
             )
         )
         if not args.skip_litellm:
             out.append(
-                go.Endpoint(
+                Endpoint(
                     f"litellm_w{n}",
                     f"LiteLLM, --num_workers {n}",
                     litellm(procs, n),
-                    api_key=go.LITELLM_KEY,
+                    api_key=LITELLM_KEY,
                     health_path="/health/liveliness",
                 )
             )
     return out
 
 
-async def run(args: argparse.Namespace, procs: go.Processes, workdir: Path) -> dict[str, Any]:
+async def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, Any]:
     eps = endpoints(procs, args)
     direct = eps[0]
     load_before = os.getloadavg()
-    go.log(">> starting the stand-in upstream")
+    log(">> starting the stand-in upstream")
     spawned = time.perf_counter()
-    await go.start(direct, go.Launchers(procs).standin(workdir), spawned, args.start_timeout)
+    await start(direct, Launchers(procs).standin(workdir), spawned, args.start_timeout)
     for ep in eps[1:]:
         assert ep.launch is not None
-        go.log(f">> starting {ep.label}")
+        log(f">> starting {ep.label}")
         spawned = time.perf_counter()
-        await go.start(ep, ep.launch(workdir, direct.port), spawned, args.start_timeout)
-        go.log(f"   ready in {ep.startup_s[-1]:.2f}s")
+        await start(ep, ep.launch(workdir, direct.port), spawned, args.start_timeout)
+        log(f"   ready in {ep.startup_s[-1]:.2f}s")
     await asyncio.sleep(1.0)
     for ep in eps:
-        ep.rss_start_mb = go.tree_rss_mb(ep.pid)
+        ep.rss_start_mb = tree_rss_mb(ep.pid)
         if ep.expect_headers:
-            await go.check_headers(ep)
-    errors = go.Errors()
-    go.log(f">> sequential: {args.requests} per endpoint, interleaved")
-    seq = await go.sequential(eps, args.requests // 5, args.requests, stream=False, errors=errors)
-    loads: dict[int, go.Throughput] = {}
+            await check_headers(ep)
+    errors = Errors()
+    log(f">> sequential: {args.requests} per endpoint, interleaved")
+    seq = await sequential(eps, args.requests // 5, args.requests, stream=False, errors=errors)
+    loads: dict[int, Throughput] = {}
     for c in args.concurrency:
-        go.log(f">> load: {c} concurrent, {args.duration}s per endpoint in {args.block}s blocks")
-        loads[c] = await go.throughput(eps, c, args.duration, args.block, errors)
+        log(f">> load: {c} concurrent, {args.duration}s per endpoint in {args.block}s blocks")
+        loads[c] = await throughput(eps, c, args.duration, args.block, errors)
     for ep in eps:
-        ep.rss_after_mb = max(ep.peak_rss_mb, go.tree_rss_mb(ep.pid))
+        ep.rss_after_mb = max(ep.peak_rss_mb, tree_rss_mb(ep.pid))
     await asyncio.sleep(0.3)
     for ep in eps:
-        go.read_ledger(ep, errors)
+        read_ledger(ep, errors)
     out = figures(eps, seq, loads, errors, args)
     out["loadavg_before"] = [round(x, 2) for x in load_before]
     out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -150,15 +167,15 @@ async def run(args: argparse.Namespace, procs: go.Processes, workdir: Path) -> d
 
 
 def figures(
-    eps: list[go.Endpoint],
-    seq: go.Sequential,
-    loads: dict[int, go.Throughput],
-    errors: go.Errors,
+    eps: list[Endpoint],
+    seq: Sequential,
+    loads: dict[int, Throughput],
+    errors: Errors,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    r = go._r
+    r = _r
     out: dict[str, Any] = {}
-    p50 = {ep.name: go.percentile(seq.total_ms[ep.name], 0.5) for ep in eps}
+    p50 = {ep.name: percentile(seq.total_ms[ep.name], 0.5) for ep in eps}
     for ep in eps:
         n = ep.name
         out[f"{n}_p50_ms"] = r(p50[n])
@@ -170,8 +187,8 @@ def figures(
             out[f"{n}_ledger_rows"] = ep.ledger["rows"]
         for c, t in loads.items():
             out[f"{n}_c{c}_rps"] = r(t.rps(n), 1)
-            out[f"{n}_c{c}_p50_ms"] = r(go.percentile(t.latency_ms[n], 0.5))
-            out[f"{n}_c{c}_p99_ms"] = r(go.percentile(t.latency_ms[n], 0.99))
+            out[f"{n}_c{c}_p50_ms"] = r(percentile(t.latency_ms[n], 0.5))
+            out[f"{n}_c{c}_p99_ms"] = r(percentile(t.latency_ms[n], 0.99))
             cpu = t.cpu_s.get(n, 0.0)
             out[f"{n}_c{c}_cpu_us_per_req"] = r(cpu / t.ok[n] * 1e6, 1) if t.ok[n] else None
 
@@ -201,12 +218,12 @@ def figures(
         "block_s": args.block,
         "requests": args.requests,
         "cpus": os.cpu_count(),
-        "bounded_commit": go._git_commit(),
+        "bounded_commit": _git_commit(),
     }
     return out
 
 
-def report(eps: list[go.Endpoint], out: dict[str, Any], args: argparse.Namespace) -> None:
+def report(eps: list[Endpoint], out: dict[str, Any], args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -275,23 +292,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    procs = go.Processes()
+    procs = Processes()
     workdir = Path(tempfile.mkdtemp(prefix="bounded-workers-"))
     try:
         if not args.skip_litellm:
-            go.ensure_litellm()
+            ensure_litellm()
         import uvloop
 
         out = uvloop.run(run(args, procs, workdir))
     except KeyboardInterrupt:
         return 130
     except (RuntimeError, subprocess.CalledProcessError) as exc:
-        go.log(f"error: {exc}")
+        log(f"error: {exc}")
         return 1
     finally:
         procs.stop_all()
         if args.keep_logs:
-            go.log(f"configs and logs kept in {workdir}")
+            log(f"configs and logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     eps = out.pop("_endpoints")

@@ -1,0 +1,154 @@
+"""The measurements: sequential round-robin requests (latency, streaming time to first
+byte) and alternating blocks of concurrent load (requests/s, latency, server CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from harness_client import Client, Errors, check_reply
+from harness_endpoints import Endpoint
+from harness_procs import tree_cpu_s, tree_rss_mb
+
+
+def rotated(items: Sequence[Endpoint], k: int) -> list[Endpoint]:
+    k %= len(items)
+    return [*items[k:], *items[:k]]
+
+
+@dataclass
+class Sequential:
+    total_ms: dict[str, list[float]] = field(default_factory=dict)
+    ttfb_ms: dict[str, list[float]] = field(default_factory=dict)
+
+
+async def sequential(
+    endpoints: list[Endpoint], warmup: int, n: int, *, stream: bool, errors: Errors
+) -> Sequential:
+    """Round-robin one request per endpoint, rotating the order each round."""
+    result = Sequential({ep.name: [] for ep in endpoints}, {ep.name: [] for ep in endpoints})
+    clients = {ep.name: Client(ep.port) for ep in endpoints}
+    raws = {ep.name: ep.request_bytes(stream=stream) for ep in endpoints}
+    try:
+        for measured, count in ((False, warmup), (True, n)):
+            gc.collect()
+            gc.disable()
+            try:
+                for i in range(count):
+                    for ep in rotated(endpoints, i):
+                        try:
+                            status, t0, t_first, t_done, body = await clients[ep.name].call(
+                                raws[ep.name], sse=stream
+                            )
+                        except (OSError, TimeoutError) as exc:
+                            errors.add(ep.name, f"{type(exc).__name__}: {exc}")
+                            continue
+                        problem = check_reply(status, body, stream=stream)
+                        if problem is not None:
+                            errors.add(ep.name, problem)
+                            continue
+                        if measured:
+                            result.total_ms[ep.name].append((t_done - t0) / 1e6)
+                            if stream:
+                                first = t_first or t_done
+                                result.ttfb_ms[ep.name].append((first - t0) / 1e6)
+            finally:
+                gc.enable()
+    finally:
+        for client in clients.values():
+            client.close()
+    return result
+
+
+@dataclass
+class Throughput:
+    ok: Counter[str] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    latency_ms: dict[str, list[float]] = field(default_factory=dict)
+
+    def rps(self, name: str) -> float:
+        seconds = self.seconds.get(name, 0.0)
+        return self.ok[name] / seconds if seconds else 0.0
+
+
+async def _block(
+    clients: list[Client],
+    raw: bytes,
+    seconds: float,
+    errors: Errors,
+    name: str,
+    latencies: list[float] | None,
+) -> tuple[int, float]:
+    """All clients loop, starting new requests for ``seconds``; the requests still in flight
+    then are waited for and counted too. Returns (completed, seconds from the start to the
+    last completion): so no work the server did is thrown away at the block's edges, which
+    matters for a slow server whose 64 in-flight requests are a large part of a block."""
+    start_ns = time.perf_counter_ns()
+    end_ns = start_ns + int(seconds * 1e9)
+    last_ns = start_ns
+
+    async def worker(client: Client) -> int:
+        nonlocal last_ns
+        done = 0
+        while time.perf_counter_ns() < end_ns:
+            try:
+                status, t0, _, t_done, body = await client.call(raw)
+            except (OSError, TimeoutError) as exc:
+                errors.add(name, f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.05)
+                continue
+            if status != 200 or b'"choices"' not in body:
+                errors.add(name, f"HTTP {status}: {body[:160].decode('utf-8', 'replace')}")
+                continue
+            done += 1
+            last_ns = max(last_ns, t_done)
+            if latencies is not None:
+                latencies.append((t_done - t0) / 1e6)
+        return done
+
+    counts = await asyncio.gather(*(worker(c) for c in clients))
+    return sum(counts), (last_ns - start_ns) / 1e9
+
+
+async def throughput(
+    endpoints: list[Endpoint], concurrency: int, duration: float, block: float, errors: Errors
+) -> Throughput:
+    """Alternating blocks: each endpoint alone for ``block`` seconds, order rotating,
+    until each has had ``duration`` seconds. Connections stay open across blocks."""
+    result = Throughput(latency_ms={ep.name: [] for ep in endpoints})
+    pools = {ep.name: [Client(ep.port) for _ in range(concurrency)] for ep in endpoints}
+    raws = {ep.name: ep.request_bytes(stream=False) for ep in endpoints}
+    rounds = max(1, math.ceil(duration / block - 1e-9))
+    try:
+        for ep in endpoints:  # warm-up: open the connections, warm the servers' pools
+            await _block(pools[ep.name], raws[ep.name], min(1.0, block), errors, ep.name, None)
+        gc.collect()
+        gc.disable()
+        for r in range(rounds):
+            for ep in rotated(endpoints, r):
+                cpu0 = tree_cpu_s(ep.pid)
+                ok, elapsed = await _block(
+                    pools[ep.name],
+                    raws[ep.name],
+                    block,
+                    errors,
+                    ep.name,
+                    result.latency_ms[ep.name],
+                )
+                result.cpu_s[ep.name] = result.cpu_s.get(ep.name, 0.0) + tree_cpu_s(ep.pid) - cpu0
+                result.ok[ep.name] += ok
+                result.seconds[ep.name] = result.seconds.get(ep.name, 0.0) + elapsed
+                ep.peak_rss_mb = max(ep.peak_rss_mb, tree_rss_mb(ep.pid))
+    finally:
+        gc.enable()
+        for pool in pools.values():
+            for client in pool:
+                client.close()
+    return result
