@@ -1,13 +1,32 @@
-"""Migrations: a fresh SQLite file reaches Alembic's head, and the fast path agrees."""
+"""Migrations: a fresh SQLite file reaches Alembic's head, and the fast path agrees.
+
+The index on ``ledger.release_id`` (migration 0010) takes only the rows of a release, and
+every read of a release's rows still uses it, on SQLite and PostgreSQL; a store at 0009 with
+ledger rows upgrades to it and downgrades back to 0007's full index.
+"""
 
 from __future__ import annotations
 
+import secrets
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
+from bounded.config.schema import RouteConfig
+from bounded.dashboard.records import releases as dashboard_releases
+from bounded.economics.ledger import INSERT, LedgerRow, row_values
+from bounded.releases.answers import shadow_pairs
+from bounded.releases.signals import cost_by_arm, read_arms
+from bounded.releases.store import ReleaseStore
 from bounded.store.db import Database
-from bounded.store.migrate import HEAD_REVISION, alembic_config, at_head
+from bounded.store.migrate import HEAD_REVISION, alembic_config, at_head, sqlalchemy_url
 
 
 def test_head_constant_matches_alembic() -> None:
@@ -23,3 +42,168 @@ def test_fresh_file_is_migrated_to_head_and_reopens(tmp_path: Path) -> None:
     db.close()
     assert at_head(url)
     Database.open(url).close()  # the fast path: no second migration, no error
+
+
+# -- ledger.release_id's index: partial since 0010 --------------------------------------
+
+PARTIAL = "ix_ledger_release_partial"
+FULL = "ix_ledger_release"  # 0007's, on every row
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'b.db'}"
+    return str(request.getfixturevalue("postgres_url"))  # shared by the module
+
+
+def _migrate(url: str, revision: str, *, down: bool = False) -> None:
+    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def _revision(db: Database) -> str:
+    return str(db.execute("SELECT version_num FROM alembic_version")[0]["version_num"])
+
+
+def _release_indexes(db: Database) -> dict[str, str]:
+    """Name -> definition of each index on ledger.release_id, as the database keeps it."""
+    if db.dialect == "sqlite":
+        rows = db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger'"
+        )
+        found = {r["name"]: r["sql"] for r in rows}
+    else:
+        rows = db.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ledger'")
+        found = {r["indexname"]: r["indexdef"] for r in rows}
+    return {name: sql for name, sql in found.items() if "(release_id)" in sql}
+
+
+def _row(trace_id: str, arm: str, release_id: str | None, cost_e10: int) -> LedgerRow:
+    return LedgerRow(
+        ts=time.time(), trace_id=trace_id, session_id=None, key_id="k_0123456789",
+        team="support-team", feature="support-answer", arm=arm, provider="openai",
+        deployment="gpt-4o-mini", model="gpt-4o-mini", input_tokens=14, output_tokens=8,
+        cached_tokens=0, reasoning_tokens=0, cost_e10=cost_e10, usage_source="provider",
+        latency_ms=12.5, ttft_ms=None, status=200, error_class=None, attempts=1,
+        stream=False, validation="passed", release_id=release_id,
+    )  # fmt: skip
+
+
+def _write(db: Database, rows: list[LedgerRow]) -> None:
+    db.executemany(INSERT, [row_values(r) for r in rows])
+
+
+def _release_rows(prefix: str, release_id: str, treated: str) -> list[LedgerRow]:
+    """Ten requests of a release, each on both arms, among forty rows outside any release
+    (the ledger's usual case): what the index is for."""
+    rows = [_row(f"{prefix}-plain-{i}", "stable", None, 1) for i in range(40)]
+    for i in range(10):
+        rows.append(_row(f"{prefix}-{i}", "stable", release_id, 100))
+        rows.append(_row(f"{prefix}-{i}", treated, release_id, 300))
+    return rows
+
+
+def _release_reads(db: Database, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[Any, ...]]:
+    """Every statement the product runs on the ledger by release id (the evaluator's
+    signals, the shadow answers, the dashboard's Releases page), as it ran it."""
+    store = ReleaseStore(db)
+    prefix = secrets.token_hex(4)  # the PostgreSQL database is shared by this module
+    route = RouteConfig(targets=("m",))
+    releases = {
+        mode: store.start(f"{prefix}-{mode}", mode=mode, share=0.5, candidate_prompt=None,
+                          route=route, actor="ci")
+        for mode in ("canary", "shadow")
+    }  # fmt: skip
+    for mode, release in releases.items():
+        _write(db, _release_rows(f"{prefix}-{mode}", release.id, mode))
+    seen: dict[str, tuple[Any, ...]] = {}
+    execute = db.execute
+
+    def recording(sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if "FROM ledger" in sql and "release_id = ?" in sql:
+            seen.setdefault(sql, tuple(params))
+        return execute(sql, params)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(db, "execute", recording)
+        canary, shadow = releases["canary"], releases["shadow"]
+        stable, candidate = read_arms(db, canary)
+        assert (len(stable), len(candidate)) == (10, 10)  # no row of the release is missed
+        assert cost_by_arm(db, canary) == {"stable": 1000 / 1e10, "canary": 3000 / 1e10}
+        assert len(shadow_pairs(db, None, shadow, limit=50)) == 10
+        shadow_pairs(db, None, shadow, differ=True)
+        pages = {r["row"]["id"]: r["arms"] for r in dashboard_releases(db)}
+        assert [a["requests"] for a in pages[shadow.id]] == [10, 10]
+    return seen
+
+
+def test_release_index_is_partial_and_every_release_read_uses_it(
+    any_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database.open(any_url)
+    try:
+        assert _revision(db) == HEAD_REVISION
+        (name, definition), *others = _release_indexes(db).items()
+        assert not others and name == PARTIAL  # 0007's full index is gone
+        where = "release_id IS NOT NULL" if db.dialect == "sqlite" else "(release_id IS NOT NULL)"
+        assert definition.endswith(f" WHERE {where}"), definition
+
+        reads = _release_reads(db, monkeypatch)
+        # read_arms, its outcomes, cost_by_arm, the newest pairs, the differing pairs,
+        # the pairs' rows, the dashboard's arms.
+        assert len(reads) >= 7
+        if db.dialect == "postgresql":
+            db.execute("SET enable_seqscan = off")  # a few rows: a scan would be cheaper
+        for sql, params in reads.items():
+            plan = db.execute("EXPLAIN QUERY PLAN " + sql if db.dialect == "sqlite"
+                              else "EXPLAIN " + sql, params)  # fmt: skip
+            lines = [str(r["detail"] if db.dialect == "sqlite" else r["QUERY PLAN"]) for r in plan]
+            wanted = f"USING INDEX {PARTIAL}" if db.dialect == "sqlite" else f" {PARTIAL}"
+            assert any(wanted in line for line in lines), (sql, lines)
+    finally:
+        db.close()
+
+
+def test_a_store_at_0009_with_ledger_rows_upgrades_and_downgrades(any_url: str) -> None:
+    if any_url.startswith("sqlite"):
+        _migrate(any_url, "0009")
+    else:  # the module's database: already at head when another test ran first
+        Database.open(any_url).close()
+        _migrate(any_url, "0009", down=True)
+    db = Database.open(any_url, migrate=False)
+    try:
+        assert _revision(db) == "0009"
+        assert list(_release_indexes(db)) == [FULL]
+        release_id = secrets.token_hex(8)
+        rows = _release_rows(release_id, release_id, "canary")
+        _write(db, rows)
+        count = "SELECT COUNT(*) AS n FROM ledger WHERE release_id = ?"
+        before = db.execute("SELECT COUNT(*) AS n FROM ledger")[0]["n"]
+    finally:
+        db.close()
+
+    db = Database.open(any_url)  # what `bounded serve` does with an older store
+    try:
+        assert _revision(db) == HEAD_REVISION
+        assert list(_release_indexes(db)) == [PARTIAL]
+        assert db.execute("SELECT COUNT(*) AS n FROM ledger")[0]["n"] == before
+        assert db.execute(count, (release_id,))[0]["n"] == 20
+    finally:
+        db.close()
+
+    _migrate(any_url, "0009", down=True)  # the full index again, rows kept
+    db = Database.open(any_url, migrate=False)
+    try:
+        indexes = _release_indexes(db)
+        assert list(indexes) == [FULL] and "WHERE" not in indexes[FULL]
+        assert db.execute(count, (release_id,))[0]["n"] == 20
+    finally:
+        db.close()
+    Database.open(any_url).close()  # and up to head once more
