@@ -215,39 +215,35 @@ class Launchers:
         return launch
 
     def litellm(self, workdir: Path, upstream_port: int) -> Launched:
-        port = free_port()
-        config = {
-            "model_list": [
-                {
-                    "model_name": "gpt-test",
-                    "litellm_params": {
-                        "model": "openai/stub-model",
-                        "api_base": f"http://{HOST}:{upstream_port}/v1",
-                        "api_key": "x",
-                    },
-                }
-            ],
-            "general_settings": {"master_key": LITELLM_KEY},
-        }
-        path = workdir / "litellm.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        log_path = workdir / "litellm.log"
-        proc = self.procs.spawn(
-            [
-                str(LITELLM_VENV / "bin" / "litellm"),
-                "--config",
-                str(path),
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--num_workers",
-                "1",
-            ],
-            log_path=log_path,
-            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"},
-        )
-        return Launched(proc, port, log_path)
+        return self.litellm_workers(1, "litellm")(workdir, upstream_port)
+
+    def litellm_workers(self, workers: int, name: str) -> Callable[[Path, int], Launched]:
+        """LiteLLM proxy with ``--num_workers workers``; ``name`` names its config and log."""
+
+        def launch(workdir: Path, upstream_port: int) -> Launched:
+            port = free_port()
+            config = {
+                "model_list": [
+                    {
+                        "model_name": "gpt-test",
+                        "litellm_params": {
+                            "model": "openai/stub-model",
+                            "api_base": f"http://{HOST}:{upstream_port}/v1",
+                            "api_key": "x",
+                        },
+                    }
+                ],
+                "general_settings": {"master_key": LITELLM_KEY},
+            }
+            path = workdir / f"{name}.yaml"
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            log_path = workdir / f"{name}.log"
+            argv = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(path)]
+            argv += ["--host", HOST, "--port", str(port), "--num_workers", str(workers)]
+            env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"}
+            return Launched(self.procs.spawn(argv, log_path=log_path, env=env), port, log_path)
+
+        return launch
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

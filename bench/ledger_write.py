@@ -41,23 +41,16 @@ from typing import Any
 from bounded.economics.ledger import LedgerRow, SqlLedger, to_e10
 from bounded.store.db import Database
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness_stats import percentile  # the same statistics as the gateway benches
+
 PRICE_IN, PRICE_OUT = Decimal("0.15"), Decimal("0.6")  # USD per million tokens
 INPUT_TOKENS, OUTPUT_TOKENS = 14, 8
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return math.nan
-    data = sorted(values)
-    pos = (len(data) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:

@@ -35,11 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -50,46 +48,15 @@ from harness_endpoints import (
     FEATURE,
     LEDGER_ONLY,
     LITELLM_KEY,
-    LITELLM_VENV,
     RATELIMIT_HEADER,
     Endpoint,
-    Launched,
     Launchers,
     _merge,
     ensure_litellm,
 )
 from harness_load import Sequential, Throughput, sequential, throughput
-from harness_procs import HOST, Processes, free_port, log, tree_rss_mb
+from harness_procs import Processes, log, tree_rss_mb
 from harness_stats import _git_commit, _r, percentile
-
-
-def litellm(procs: Processes, workers: int) -> Callable[[Path, int], Launched]:
-    """LiteLLM proxy with the config ``Launchers.litellm`` gives it, and ``--num_workers``."""
-
-    def launch(workdir: Path, upstream_port: int) -> Launched:
-        port = free_port()
-        config = {
-            "model_list": [
-                {
-                    "model_name": "gpt-test",
-                    "litellm_params": {
-                        "model": "openai/stub-model",
-                        "api_base": f"http://{HOST}:{upstream_port}/v1",
-                        "api_key": "x",
-                    },
-                }
-            ],
-            "general_settings": {"master_key": LITELLM_KEY},
-        }
-        path = workdir / f"litellm_w{workers}.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        log_path = workdir / f"litellm_w{workers}.log"
-        argv = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(path)]
-        argv += ["--host", HOST, "--port", str(port), "--num_workers", str(workers)]
-        env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"}
-        return Launched(procs.spawn(argv, log_path=log_path, env=env), port, log_path)
-
-    return launch
 
 
 def endpoints(procs: Processes, args: argparse.Namespace) -> list[Endpoint]:
@@ -122,7 +89,7 @@ def endpoints(procs: Processes, args: argparse.Namespace) -> list[Endpoint]:
                 Endpoint(
                     f"litellm_w{n}",
                     f"LiteLLM, --num_workers {n}",
-                    litellm(procs, n),
+                    launchers.litellm_workers(n, f"litellm_w{n}"),
                     api_key=LITELLM_KEY,
                     health_path="/health/liveliness",
                 )
