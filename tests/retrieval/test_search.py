@@ -77,6 +77,39 @@ def test_metadata_filters_narrow_inside_the_query(service: RetrievalService) -> 
         assert sorted(both) == ["refunds.md", "shipping.md"], mode
 
 
+ODD_KEYS = ['it"s', "a.b", "$.team", "back\\slash", "tab\there", "[0]", "ключ 🙂", "line\nbreak"]
+
+
+def test_filters_match_metadata_keys_of_any_characters(build: Build, tmp_path: Path) -> None:
+    # Keys come from users' sources; a quote or a dot in one must not crash or misread a filter.
+    roots = {}
+    for name in ("a", "b"):
+        roots[name] = tmp_path / name
+        roots[name].mkdir()
+        (roots[name] / f"{name}.md").write_text(f"# Shipping {name}\n\nParcels leave in days.")
+    svc = build(
+        {
+            "kb": {
+                "sources": [
+                    folder(roots["a"], metadata={k: "yes" for k in ODD_KEYS}),
+                    folder(roots["b"], metadata={k: "no" for k in ODD_KEYS}),
+                ]
+            }
+        }
+    )
+    assert not svc.sync("kb").errors
+    for key in ODD_KEYS:
+        for mode in ("bm25", "dense"):
+            assert _top(svc, "parcels", mode, filters={key: "yes"}) == ["a.md"], (key, mode)
+            assert _top(svc, "parcels", mode, filters={key: ["no"]}) == ["b.md"], (key, mode)
+    # A key no document has matches nothing; it is not a path into the metadata.
+    assert _top(svc, "parcels", filters={"$": "yes"}) == []
+    assert _top(svc, "parcels", filters={'it"s"': "yes"}) == []
+    # PostgreSQL cannot store NUL in text or jsonb, so no document there holds one.
+    assert _top(svc, "parcels", filters={"a\x00b": "yes", "a.b": "yes"}) == []
+    assert _top(svc, "parcels", filters={"a.b": ["yes\x00"]}) == []
+
+
 def test_odd_queries_are_answered_not_crashed(service: RetrievalService) -> None:
     for query in ['"unbalanced', "NEAR(a b)", "col:umn*", "AND OR NOT", "the of and", "🙂", "-x"]:
         _top(service, query, "bm25")

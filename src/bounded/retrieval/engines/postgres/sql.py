@@ -100,7 +100,12 @@ def filter_condition(filters: Filters) -> tuple[str, list[Any]]:
     params: list[Any] = []
     for key, value in sorted(filters.items()):
         values = value if isinstance(value, list) else [value]
-        if key == "doc_id":
+        # PostgreSQL cannot store NUL in text or jsonb (casting one fails the query), so
+        # no document here holds a value or key with one: such a value matches nothing.
+        values = [v for v in values if not _has_nul(key) and not _has_nul(v)]
+        if not values:
+            sql += " AND FALSE"
+        elif key == "doc_id":
             sql += " AND c.doc_id = ANY(%s::text[])"
             params.append([str(v) for v in values])
         else:
@@ -108,6 +113,10 @@ def filter_condition(filters: Filters) -> tuple[str, list[Any]]:
             sql += " AND (" + " OR ".join(["c.metadata @> %s::jsonb"] * len(values)) + ")"
             params.extend(orjson.dumps({key: v}).decode() for v in values)
     return sql, params
+
+
+def _has_nul(value: Any) -> bool:
+    return isinstance(value, str) and "\x00" in value
 
 
 def postings_sql(schema: str) -> list[str]:

@@ -66,8 +66,13 @@ def filter_sql(filters: Filters) -> tuple[str, list[Any]]:
         if key == "doc_id":
             sql += f" AND d.doc_id IN ({', '.join('?' * len(values))})"
         else:
-            sql += f" AND json_extract(d.metadata, ?) IN ({', '.join('?' * len(values))})"
-            params.append('$."' + key.replace('"', "") + '"')
+            # json_each compares the key as a value, so any key matches exactly. A JSON path
+            # ('$."key"') cannot spell a key holding '"', and control characters break it.
+            sql += (
+                " AND EXISTS (SELECT 1 FROM json_each(d.metadata) m WHERE m.key = ? "
+                f"AND m.value IN ({', '.join('?' * len(values))}))"
+            )
+            params.append(key)
         params.extend(values)
     return sql, params
 
