@@ -111,7 +111,16 @@ def test_filters_match_metadata_keys_of_any_characters(build: Build, tmp_path: P
 
 
 def test_odd_queries_are_answered_not_crashed(service: RetrievalService) -> None:
-    for query in ['"unbalanced', "NEAR(a b)", "col:umn*", "AND OR NOT", "the of and", "🙂", "-x"]:
+    for query in [
+        '"unbalanced',
+        "NEAR(a b)",
+        "col:umn*",
+        "AND OR NOT",
+        "the of and",
+        "🙂",
+        "-x",
+        "nul\x00byte",
+    ]:
         _top(service, query, "bm25")
         _top(service, query)
 

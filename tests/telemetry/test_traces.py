@@ -8,6 +8,7 @@ official OpenAI SDK.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,6 +70,19 @@ def _trace(url: str, trace_id: str, key: str = ADMIN_KEY, **params: str) -> http
     return httpx.get(
         f"{url}/v1/traces/{trace_id}", headers={"authorization": f"Bearer {key}"}, params=params
     )
+
+
+def _stream_trace(url: str, gateway: Any, trace_id: str, **params: str) -> Any:
+    """A stream's trace is queued when its last byte has been sent, which can be just after
+    the client read ``[DONE]``: flush and ask again until it is there (5 s at most)."""
+    deadline = time.monotonic() + 5
+    while True:
+        assert gateway.telemetry.flush()
+        got = _trace(url, trace_id, **params)
+        if got.status_code != 404 or time.monotonic() > deadline:
+            assert got.status_code == 200, got.text
+            return got.json()
+        time.sleep(0.02)
 
 
 def test_a_request_is_a_trace_with_genai_attributes(
@@ -141,8 +155,7 @@ def test_a_stream_is_traced_like_json(gateway_factory: Any, upstream: FaultyUpst
             trace_id = response.headers["x-bounded-trace-id"]
             text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
         assert text == "Refunds take five days."
-        assert gateway.telemetry.flush()
-        body = _trace(url, trace_id, include="text").json()
+        body = _stream_trace(url, gateway, trace_id, include="text")
     root = next(s for s in body["spans"] if s["parent_span_id"] is None)
     assert root["attributes"]["bounded.stream"] is True
     assert root["attributes"]["gen_ai.response.finish_reasons"] == ["stop"]
