@@ -23,4 +23,4 @@ def _parse_in_turn(*args: Any, **kwargs: Any) -> Any:
         return _parse(*args, **kwargs)
 
 
-ast.parse = _parse_in_turn  # type: ignore[assignment]
+ast.parse = _parse_in_turn
