@@ -24,6 +24,7 @@ def report(endpoints: list[Endpoint], out: dict[str, Any], errors: Errors) -> No
         return f"{value:,.{digits}f}{unit}"
 
     s = out["settings"]
+    clients = s["concurrency"]
     console.print(
         f"[bold]gateway overhead[/]: {s['requests']} sequential + {s['stream_requests']} "
         f"streamed requests per endpoint (after {s['warmup']} warm-up), "
@@ -119,7 +120,7 @@ def report(endpoints: list[Endpoint], out: dict[str, Any], errors: Errors) -> No
             ("added latency p50", out[f"{key}_added_p50_ratio"], "lower is better"),
             ("added latency p99", out[f"{key}_added_p99_ratio"], "lower is better"),
             ("stream TTFB added p50", out[f"{key}_ttfb_added_ratio"], "lower is better"),
-            ("requests/s at 64 concurrent", out[f"{key}_rps_ratio"], "higher is better"),
+            (f"requests/s at {clients} concurrent", out[f"{key}_rps_ratio"], "higher is better"),
             ("server CPU per request", out[f"{key}_cpu_per_req_ratio"], "lower is better"),
             ("RSS after start", out[f"{key}_rss_ratio"], "lower is better"),
             ("start-up (first 200)", out[f"{key}_startup_ratio"], "lower is better"),
@@ -168,7 +169,7 @@ def report(endpoints: list[Endpoint], out: dict[str, Any], errors: Errors) -> No
             out["economics_added_p99_ratio"],
         )
         row("stream TTFB p50 ms", "ttfb_p50_ms", out["economics_ttfb_added_p50_ms"], None)
-        row("req/s at 64 concurrent", "rps", None, out["economics_rps_ratio"], digits=0)
+        row(f"req/s at {clients} concurrent", "rps", None, out["economics_rps_ratio"], digits=0)
         row("load p50 ms", "load_p50_ms", None, None)
         row("server CPU µs/req", "cpu_us_per_req", out["economics_cpu_us_per_req"], None, 0)
         row("ledger rows written", "ledger_rows", None, None, digits=0)
