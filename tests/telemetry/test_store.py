@@ -101,3 +101,28 @@ def test_a_child_that_fails_falls_back_to_redacting_in_the_thread(store_url: str
         assert redactor.in_child == 0
     finally:
         redactor.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_nul_in_a_prompt_loses_no_trace(
+    backend: str, request: pytest.FixtureRequest, store_url: str
+) -> None:
+    """PostgreSQL refuses NUL in text: one client's odd prompt must not fail the insert of
+    the whole batch it shares with everyone else's traces."""
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else store_url
+    db = Database.open(url)
+    writer = TraceWriter(url, interval_s=60)  # one batch: everything put before flush
+    try:
+        writer.put(_record("before", "a", 200, text="plain"))
+        writer.put(_record("nul", "a", 200, text="odd\x00prompt for bob@example.com"))
+        writer.put(_record("after", "a", 200))
+        assert writer.flush()
+        repo = TraceRepository(db)
+        assert [len(repo.requests(t)) for t in ("before", "nul", "after")] == [1, 1, 1]
+        (text,) = repo.texts("nul")
+        assert text["prompt"] == "odd\ufffdprompt for <EMAIL_1>"
+    finally:
+        writer.close()
+        for table in ("traces", "spans", "trace_texts"):
+            db.execute(f"DELETE FROM {table}")
+        db.close()

@@ -185,7 +185,9 @@ class TraceWriter:
         if not kept:
             return []
         raw = [t for r in kept for t in (r.prompt, r.completion) if t]
-        safe = iter(self._redactor.many(raw))
+        # PostgreSQL refuses NUL in text, and the batch's insert with it: one odd prompt
+        # would lose every trace stored beside it. Both stores keep U+FFFD in its place.
+        safe = iter(t.replace("\x00", "\ufffd") for t in self._redactor.many(raw))
         rows: list[tuple[object, ...]] = []
         for r in kept:
             prompt = next(safe)[:MAX_TEXT_CHARS] if r.prompt else None
