@@ -162,6 +162,9 @@ def test_outcomes_link_by_trace_id_and_by_session(
     assert unknown.json()["error"]["code"] == "trace_not_found"
     bad = post_outcome(server, {"trace_id": "conversation-7", "outcome": "great"})
     assert bad.status_code == 422 and bad.json()["error"]["param"] == "outcome"
+    # No store takes a NUL (PostgreSQL's would fail the query): refused as the client's.
+    nul = post_outcome(server, {"trace_id": "conversation\x007", "outcome": "success"})
+    assert nul.status_code == 422 and nul.json()["error"]["param"] == "trace_id"
 
 
 def expected_spend(server: BoundedServer, calls: Calls) -> dict[str, Decimal]:

@@ -162,9 +162,10 @@ class EmbeddingsRequest(_Body):
 class OutcomeRequest(_Body):
     """``POST /v1/outcomes``: link a business outcome to a call or a session."""
 
-    trace_id: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)] = Field(
-        description="the x-bounded-trace-id of a call, or an x-bounded-session"
-    )
+    # No NUL: no store takes one (PostgreSQL fails the whole query), nor could a header.
+    trace_id: Annotated[
+        str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00]+$")
+    ] = Field(description="the x-bounded-trace-id of a call, or an x-bounded-session")
     outcome: Literal["success", "failure"]
     value: float | None = None
 
