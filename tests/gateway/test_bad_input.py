@@ -223,3 +223,39 @@ def test_health_endpoints(client: httpx.Client) -> None:
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready"
     assert "m1" in ready["breakers"]
+
+
+NUL_URLS = [
+    "/v1/traces?feature=a%00b",
+    "/v1/traces/ab%00cd",
+    "/v1/spend?period=day&group=feature&feature=f%00",
+    "/v1/prompts/f%00",
+    "/v1/releases/f%00/pairs",
+]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_nul_in_the_url_is_400_on_either_store(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    # PostgreSQL refuses NUL in any query: each of these was a 500 there, and SQLite
+    # answered them as lookups. Both now say what is wrong with the URL.
+    from bounded.gateway.app import Gateway
+    from bounded.store.db import Database
+    from tests.conftest import make_config, serve_in_thread
+
+    url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgresql"
+        else f"sqlite:///{tmp_path / 'b.db'}"
+    )
+    db = Database.open(url)
+    gateway = Gateway(make_config(CONFIG, url), db=db, admin_key=ADMIN_KEY)
+    try:
+        with serve_in_thread(gateway.app()) as base, httpx.Client(base_url=base) as http:
+            for path in NUL_URLS:
+                error = assert_error(http.get(path, headers=AUTH), 400, "invalid_request")
+                assert "NUL" in error["message"], path
+            assert http.get("/v1/traces?feature=ab", headers=AUTH).status_code == 200
+    finally:
+        db.close()

@@ -34,7 +34,7 @@ from bounded.economics.ledger import Ledger, SqlLedger
 from bounded.economics.rollup import rollup_forever
 from bounded.economics.spend import spend_since
 from bounded.economics.tokens import TokenCounter
-from bounded.errors import BoundedError, NotFound
+from bounded.errors import BoundedError, InvalidRequest, NotFound
 from bounded.gateway import economics_api, guards_api
 from bounded.gateway.auth import Authenticator, Principal
 from bounded.gateway.call import client_trace_id
@@ -184,6 +184,11 @@ class Gateway:
                 except Exception as exc:
                     response = await _unexpected_error(request, exc)
                 await response(scope, receive, send)
+                return
+            if scope["type"] == "http" and _nul_in_url(scope):
+                request = Request(scope, receive, send)
+                refused = InvalidRequest("the URL holds a NUL character (%00): no name or id can")
+                await error_response(refused, client_trace_id(request))(scope, receive, send)
                 return
             await starlette(scope, receive, send)
 
@@ -349,6 +354,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(
         orjson.dumps(body), status_code=exc.status_code, media_type=JSON, headers=exc.headers
     )
+
+
+def _nul_in_url(scope: Scope) -> bool:
+    """A NUL in a path or query parameter: PostgreSQL refuses it in any query (a 500 there),
+    SQLite would look it up, so both stores answer 400 here instead."""
+    return "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
