@@ -66,8 +66,8 @@ def run_uvicorn(
     # threshold sits well above what requests in flight keep alive, about 145 young objects
     # each with traces on (counting those the trace writer has yet to store). Every object
     # a young collection finds is such a live one, so it costs time and frees nothing: at
-    # 50,000, 256 clients on one process (about 64,000 live) ran a 55 ms collection every
-    # 0.7 s, 7% of the CPU; at 200,000, one or none in 20 s.
+    # 50,000, 256 clients on one process (about 64,000 live) ran a 37-58 ms collection
+    # every 0.7 s, 4-8% of the CPU; at 200,000, none to five in 20 s.
     gc.set_threshold(200_000, 20, 20)
     # The trace writer and the thread pool run Python beside the event loop; by default a
     # thread may keep the GIL 5 ms while the loop has a request ready. 0.5 ms bounds that
