@@ -8,6 +8,7 @@ ledger rows upgrades to it and downgrades back to 0007's full index.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -207,3 +208,26 @@ def test_a_store_at_0009_with_ledger_rows_upgrades_and_downgrades(any_url: str) 
     finally:
         db.close()
     Database.open(any_url).close()  # and up to head once more
+
+
+def test_stores_created_at_once_in_several_threads_all_reach_head(tmp_path: Path) -> None:
+    # A gateway's trace writer creates its store in its own thread while others may be
+    # creating theirs: Alembic's globals must not be shared between two upgrades.
+    from bounded.store.migrate import at_head, upgrade
+
+    urls = [f"sqlite:///{tmp_path / f'store-{i}.db'}" for i in range(6)]
+    failures: list[BaseException] = []
+
+    def create(url: str) -> None:
+        try:
+            upgrade(url)
+        except BaseException as exc:  # reported below, with its type
+            failures.append(exc)
+
+    threads = [threading.Thread(target=create, args=(url,)) for url in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures
+    assert all(at_head(url) for url in urls)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,9 +65,21 @@ def at_head(url: str) -> bool:
     return row is not None and row[0] == HEAD_REVISION
 
 
+# Alembic's ``context`` and ``op`` are module globals that each upgrade installs and
+# removes: two upgrades in two threads at once (the trace writer creating its store while
+# another store is created) corrupt each other, up to a crash in SQLite. One at a time.
+_upgrading = threading.Lock()
+
+
 def upgrade(url: str) -> None:
     if at_head(url):
         return
+    with _upgrading:
+        if not at_head(url):  # another thread may have done it meanwhile
+            _upgrade(url)
+
+
+def _upgrade(url: str) -> None:
     from alembic import command
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
