@@ -31,7 +31,7 @@ from tests.standins.faulty_upstream import FaultyUpstream, embedded
 
 SEED = int(os.environ.get("BOUNDED_FUZZ_SEED", "20261201"))
 EXAMPLES = int(os.environ.get("BOUNDED_FUZZ_EXAMPLES", "150"))
-SECONDS = int(os.environ.get("BOUNDED_FUZZ_SECONDS", "90"))  # about 3,000 cases here
+SECONDS = int(os.environ.get("BOUNDED_FUZZ_SECONDS", "90"))  # 4,200-4,900 cases here
 ST = shutil.which("st", path=str(Path(sys.executable).parent))
 
 
