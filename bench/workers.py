@@ -70,7 +70,7 @@ def endpoints(procs: Processes, args: argparse.Namespace) -> list[Endpoint]:
         out.append(
             Endpoint(
                 f"bounded_w{n}",
-                f"bounded, {n} worker(s), economics on",
+                f"bounded ×{n}, economics",
                 launchers.bounded(f"bounded_w{n}", _merge(ECONOMICS, server)),
                 expect_headers=(RATELIMIT_HEADER,),
                 **econ,
@@ -79,7 +79,7 @@ def endpoints(procs: Processes, args: argparse.Namespace) -> list[Endpoint]:
         out.append(
             Endpoint(
                 f"noecon_w{n}",
-                f"bounded, {n} worker(s), ledger only",
+                f"bounded ×{n}, ledger only",
                 launchers.bounded(f"noecon_w{n}", _merge(LEDGER_ONLY, server)),
                 **econ,
             )
@@ -88,7 +88,7 @@ def endpoints(procs: Processes, args: argparse.Namespace) -> list[Endpoint]:
             out.append(
                 Endpoint(
                     f"litellm_w{n}",
-                    f"LiteLLM, --num_workers {n}",
+                    f"LiteLLM ×{n}",
                     launchers.litellm_workers(n, f"litellm_w{n}"),
                     api_key=LITELLM_KEY,
                     health_path="/health/liveliness",
@@ -206,7 +206,7 @@ def report(eps: list[Endpoint], out: dict[str, Any], args: argparse.Namespace) -
         highlight=False,
     )
     table = Table(title="requests/s, latency under load, server CPU", title_justify="left")
-    table.add_column("endpoint")
+    table.add_column("endpoint", no_wrap=True)
     table.add_column("seq added p50 ms", justify="right")
     for c in args.concurrency:
         for col in (f"rps @{c}", f"p50 @{c}", f"p99 @{c}", f"CPU µs/req @{c}"):
