@@ -194,7 +194,7 @@ def report(eps: list[Endpoint], out: dict[str, Any], args: argparse.Namespace) -
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, width=140)
+    console = Console(file=sys.stdout, width=180)
 
     def f(value: Any, digits: int = 0) -> str:
         return "-" if value is None else f"{value:,.{digits}f}"
