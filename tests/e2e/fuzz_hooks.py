@@ -2,7 +2,7 @@
 
 CPython 3.11's ``ast`` module keeps one recursion counter for the whole interpreter while
 it builds a tree, so two threads parsing at once can fail with "AST constructor recursion
-depth mismatch" (python/cpython#106905, fixed in 3.12). schemathesis' worker threads do
+depth mismatch" (python/cpython#106905). schemathesis' worker threads do
 parse at once: hypothesis reads the source of each lambda it describes. One lock around
 ``ast.parse`` makes those parses take turns; what the fuzzer sends is unchanged. It is
 re-entrant: a finalizer that runs during a parse and parses too must not deadlock.

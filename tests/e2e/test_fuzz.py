@@ -2,10 +2,10 @@
 
 schemathesis reads ``GET /openapi.json`` from a real ``bounded serve`` in front of the
 stand-in upstream (once on the embedded SQLite store, once on PostgreSQL) and sends
-thousands of requests built from it: valid ones, and ones
-that break the schema on purpose (wrong types, missing fields, odd headers, odd
-methods). Then the server must still be alive and every breaker closed: bad input is
-the client's problem, never a deployment's.
+thousands of requests built from it: valid ones, and ones that break the schema on
+purpose (wrong types, missing fields, odd headers, odd methods). Then the server must
+still be alive and every breaker closed: bad input is the client's problem, never a
+deployment's.
 
 Seeded and bounded in time. On failure it prints the seed and schemathesis' own report,
 which has a curl command per failing case. ``BOUNDED_FUZZ_SEED`` and
