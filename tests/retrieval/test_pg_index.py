@@ -7,7 +7,6 @@ follow every change, replicas sharing one collection, and a database that is not
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import httpx
@@ -17,10 +16,10 @@ import pytest
 from bounded.errors import StoreUnavailable
 from bounded.retrieval.access import Viewer
 from bounded.retrieval.engines.postgres.sql import schema_for
-from bounded.retrieval.service import RetrievalService
 from tests.conftest import free_port
 from tests.retrieval.conftest import Build
 from tests.retrieval.helpers import folder, rows_of
+from tests.threads import failures_at_once
 
 TOPICS = {
     "keys.md": "# Keys\n\nRotate an API key by creating a new one, then revoke the old key.",
@@ -89,19 +88,7 @@ def test_a_second_replica_sees_the_first_ones_sync(build: Build, corpus: Path) -
 
 def test_replicas_syncing_at_once_write_each_document_once(build: Build, corpus: Path) -> None:
     services = [build(_collection(corpus)) for _ in range(3)]
-    errors: list[BaseException] = []
-
-    def run(service: RetrievalService) -> None:
-        try:
-            service.sync("kb")
-        except BaseException as exc:  # surfaced below, with the others
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in services]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = failures_at_once(lambda service: service.sync("kb"), services)
     assert not errors
     rows = rows_of(services[0], "kb")
     assert len(rows["documents"]) == len(TOPICS) + 60

@@ -8,7 +8,6 @@ ledger rows upgrades to it and downgrades back to 0007's full index.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from bounded.releases.signals import cost_by_arm, read_arms
 from bounded.releases.store import ReleaseStore
 from bounded.store.db import Database
 from bounded.store.migrate import HEAD_REVISION, alembic_config, at_head, sqlalchemy_url
+from tests.threads import failures_at_once
 
 
 def test_head_constant_matches_alembic() -> None:
@@ -213,21 +213,9 @@ def test_a_store_at_0009_with_ledger_rows_upgrades_and_downgrades(any_url: str) 
 def test_stores_created_at_once_in_several_threads_all_reach_head(tmp_path: Path) -> None:
     # A gateway's trace writer creates its store in its own thread while others may be
     # creating theirs: Alembic's globals must not be shared between two upgrades.
-    from bounded.store.migrate import at_head, upgrade
+    from bounded.store.migrate import upgrade
 
     urls = [f"sqlite:///{tmp_path / f'store-{i}.db'}" for i in range(6)]
-    failures: list[BaseException] = []
-
-    def create(url: str) -> None:
-        try:
-            upgrade(url)
-        except BaseException as exc:  # reported below, with its type
-            failures.append(exc)
-
-    threads = [threading.Thread(target=create, args=(url,)) for url in urls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    failures = failures_at_once(upgrade, urls)
     assert not failures, failures
     assert all(at_head(url) for url in urls)
