@@ -207,8 +207,8 @@ class Errors:
     def __init__(self) -> None:
         self.by_endpoint: dict[str, Counter[str]] = {}
 
-    def add(self, endpoint: str, what: str) -> None:
-        self.by_endpoint.setdefault(endpoint, Counter())[what[:200]] += 1
+    def add(self, endpoint: str, what: str, times: int = 1) -> None:
+        self.by_endpoint.setdefault(endpoint, Counter())[what[:200]] += times
 
     def count(self, endpoint: str) -> int:
         return sum(self.by_endpoint.get(endpoint, Counter()).values())

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import resource
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness_client import Client, Errors, check_reply
@@ -71,6 +72,9 @@ class Throughput:
     ok: Counter[str] = field(default_factory=Counter)
     seconds: dict[str, float] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)
+    # what the load client (this process, or wrk) and the stand-in spent meanwhile
+    client_cpu_s: dict[str, float] = field(default_factory=dict)
+    standin_cpu_s: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, list[float]] = field(default_factory=dict)
 
     def rps(self, name: str) -> float:
@@ -117,8 +121,71 @@ async def _block(
     return sum(counts), (last_ns - start_ns) / 1e9
 
 
+async def settle(
+    pid: int, *, quiet_cores: float = 0.1, window_s: float = 0.2, max_s: float = 15.0
+) -> float:
+    """Wait until a server's process tree is nearly idle (under ``quiet_cores`` over a
+    ``window_s`` window) or ``max_s`` has passed; returns the seconds waited. After a block a
+    slow server may still be working off requests the client left in flight, or a trace
+    writer its backlog: without this, that work lands in the next endpoint's block (LiteLLM
+    at 256 concurrent needs about 1.5 s to drain)."""
+    start = time.perf_counter()
+    last = tree_cpu_s(pid)
+    while time.perf_counter() - start < max_s:
+        await asyncio.sleep(window_s)
+        now = tree_cpu_s(pid)
+        if now - last < quiet_cores * window_s + 1e-9:
+            break
+        last = now
+    return time.perf_counter() - start
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's children that have exited and been waited for: a wrk
+    run, once its block is over (the servers are waited for only at the end)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds of one block: the server's process tree, the stand-in's (``standin_pid``;
+    0 when there is none apart from the server) and the load client's (``client_clock``:
+    this process's own CPU time by default)."""
+
+    def __init__(
+        self,
+        server_pid: int,
+        standin_pid: int,
+        client_clock: Callable[[], float] = time.process_time,
+    ):
+        self.server_pid, self.standin_pid, self.client_clock = server_pid, standin_pid, client_clock
+        self.start = self.read()
+
+    def read(self) -> tuple[float, float, float]:
+        standin = self.standin_pid if self.standin_pid != self.server_pid else 0
+        return (
+            tree_cpu_s(self.server_pid),
+            tree_cpu_s(standin) if standin else 0.0,
+            self.client_clock(),
+        )
+
+    def add_to(self, result: Throughput, name: str, end: tuple[float, float, float]) -> None:
+        server, standin, client = (b - a for a, b in zip(self.start, end, strict=True))
+        for table, value in (
+            (result.cpu_s, server),
+            (result.standin_cpu_s, standin),
+            (result.client_cpu_s, client),
+        ):
+            table[name] = table.get(name, 0.0) + value
+
+
 async def throughput(
-    endpoints: list[Endpoint], concurrency: int, duration: float, block: float, errors: Errors
+    endpoints: list[Endpoint],
+    concurrency: int,
+    duration: float,
+    block: float,
+    errors: Errors,
+    standin_pid: int = 0,
 ) -> Throughput:
     """Alternating blocks: each endpoint alone for ``block`` seconds, order rotating,
     until each has had ``duration`` seconds. Connections stay open across blocks."""
@@ -133,7 +200,7 @@ async def throughput(
         gc.disable()
         for r in range(rounds):
             for ep in rotated(endpoints, r):
-                cpu0 = tree_cpu_s(ep.pid)
+                meter = CpuMeter(ep.pid, standin_pid)
                 ok, elapsed = await _block(
                     pools[ep.name],
                     raws[ep.name],
@@ -142,10 +209,11 @@ async def throughput(
                     ep.name,
                     result.latency_ms[ep.name],
                 )
-                result.cpu_s[ep.name] = result.cpu_s.get(ep.name, 0.0) + tree_cpu_s(ep.pid) - cpu0
+                meter.add_to(result, ep.name, meter.read())
                 result.ok[ep.name] += ok
                 result.seconds[ep.name] = result.seconds.get(ep.name, 0.0) + elapsed
                 ep.peak_rss_mb = max(ep.peak_rss_mb, tree_rss_mb(ep.pid))
+                await settle(ep.pid)
     finally:
         gc.enable()
         for pool in pools.values():

@@ -55,6 +55,7 @@ from harness_endpoints import (
     ensure_litellm,
 )
 from harness_load import Sequential, Throughput, sequential, throughput
+from harness_native import nginx_standin, throughput_wrk
 from harness_procs import Processes, log, tree_rss_mb
 from harness_stats import _git_commit, _r, percentile
 
@@ -101,9 +102,14 @@ async def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict
     eps = endpoints(procs, args)
     direct = eps[0]
     load_before = os.getloadavg()
-    log(">> starting the stand-in upstream")
+    log(f">> starting the stand-in upstream ({args.standin})")
     spawned = time.perf_counter()
-    await start(direct, Launchers(procs).standin(workdir), spawned, args.start_timeout)
+    standin = (
+        nginx_standin(procs, workdir)
+        if args.standin == "nginx"
+        else Launchers(procs).standin(workdir)
+    )
+    await start(direct, standin, spawned, args.start_timeout)
     for ep in eps[1:]:
         assert ep.launch is not None
         log(f">> starting {ep.label}")
@@ -120,8 +126,18 @@ async def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict
     seq = await sequential(eps, args.requests // 5, args.requests, stream=False, errors=errors)
     loads: dict[int, Throughput] = {}
     for c in args.concurrency:
-        log(f">> load: {c} concurrent, {args.duration}s per endpoint in {args.block}s blocks")
-        loads[c] = await throughput(eps, c, args.duration, args.block, errors)
+        log(
+            f">> load ({args.client}): {c} concurrent, {args.duration}s per endpoint"
+            f" in {args.block}s blocks"
+        )
+        if args.client == "wrk":
+            loads[c] = await throughput_wrk(
+                eps, c, args.duration, args.block, errors, workdir, standin_pid=direct.pid
+            )
+        else:
+            loads[c] = await throughput(
+                eps, c, args.duration, args.block, errors, standin_pid=direct.pid
+            )
     for ep in eps:
         ep.rss_after_mb = max(ep.peak_rss_mb, tree_rss_mb(ep.pid))
     await asyncio.sleep(0.3)
@@ -157,7 +173,17 @@ def figures(
             out[f"{n}_c{c}_p50_ms"] = r(percentile(t.latency_ms[n], 0.5))
             out[f"{n}_c{c}_p99_ms"] = r(percentile(t.latency_ms[n], 0.99))
             cpu = t.cpu_s.get(n, 0.0)
-            out[f"{n}_c{c}_cpu_us_per_req"] = r(cpu / t.ok[n] * 1e6, 1) if t.ok[n] else None
+            ok, seconds = t.ok[n], t.seconds.get(n, 0.0)
+            out[f"{n}_c{c}_cpu_us_per_req"] = r(cpu / ok * 1e6, 1) if ok else None
+            # where the machine's cores went during this endpoint's blocks
+            for part, spent in (
+                ("server", cpu),
+                ("client", t.client_cpu_s.get(n, 0.0)),
+                ("standin", t.standin_cpu_s.get(n, 0.0)),
+            ):
+                out[f"{n}_c{c}_{part}_cores"] = r(spent / seconds, 2) if seconds else None
+                if part != "server":
+                    out[f"{n}_c{c}_{part}_cpu_us_per_req"] = r(spent / ok * 1e6, 1) if ok else None
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return r(a / b, 3) if a is not None and b else None
@@ -184,6 +210,8 @@ def figures(
         "duration_s": args.duration,
         "block_s": args.block,
         "requests": args.requests,
+        "client": args.client,
+        "standin": args.standin,
         "cpus": os.cpu_count(),
         "bounded_commit": _git_commit(),
     }
@@ -227,6 +255,31 @@ def report(eps: list[Endpoint], out: dict[str, Any], args: argparse.Namespace) -
         cells += [str(out[f"{n}_errors"])]
         table.add_row(*cells)
     console.print(table)
+    table = Table(
+        title=f"where the {os.cpu_count()} cores went (cores busy; CPU µs per request): "
+        f"load client {args.client}, stand-in {args.standin}",
+        title_justify="left",
+    )
+    table.add_column("endpoint", no_wrap=True)
+    for c in args.concurrency:
+        for col in (f"server @{c}", f"client @{c}", f"stand-in @{c}", f"rest @{c}"):
+            table.add_column(col, justify="right")
+    cpus = os.cpu_count() or 1
+    for ep in eps:
+        n = ep.name
+        cells = [ep.label]
+        for c in args.concurrency:
+            cores = [out[f"{n}_c{c}_{part}_cores"] for part in ("server", "client", "standin")]
+            per_req = [
+                out[f"{n}_c{c}_cpu_us_per_req"],
+                out[f"{n}_c{c}_client_cpu_us_per_req"],
+                out[f"{n}_c{c}_standin_cpu_us_per_req"],
+            ]
+            cells += [f"{f(k, 2)} ({f(u)})" for k, u in zip(cores, per_req, strict=True)]
+            busy = sum(k or 0.0 for k in cores)
+            cells.append(f(max(0.0, cpus - busy), 2))
+        table.add_row(*cells)
+    console.print(table)
     table = Table(title="ratios (same run)", title_justify="left")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -252,6 +305,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--no-telemetry",
         action="store_true",
         help="every bounded with telemetry.enabled: false (what scaling is without traces)",
+    )
+    p.add_argument(
+        "--client",
+        choices=("python", "wrk"),
+        default="python",
+        help="load client for the concurrent blocks: the asyncio one, or wrk (C; apt wrk)",
+    )
+    p.add_argument(
+        "--standin",
+        choices=("python", "nginx"),
+        default="python",
+        help="stand-in upstream: bench/standin_upstream.py, or nginx (C; apt nginx-light)",
     )
     p.add_argument("--keep-logs", action="store_true")
     return p.parse_args(argv)
