@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import os
 import resource
 import time
 from collections import Counter
@@ -75,6 +76,7 @@ class Throughput:
     # what the load client (this process, or wrk) and the stand-in spent meanwhile
     client_cpu_s: dict[str, float] = field(default_factory=dict)
     standin_cpu_s: dict[str, float] = field(default_factory=dict)
+    idle_s: dict[str, float] = field(default_factory=dict)  # the machine's, all cores
     latency_ms: dict[str, list[float]] = field(default_factory=dict)
 
     def rps(self, name: str) -> float:
@@ -140,6 +142,19 @@ async def settle(
     return time.perf_counter() - start
 
 
+def machine_idle_s() -> float:
+    """Seconds all cores together spent idle (or waiting on I/O), from /proc/stat."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return 0.0
+    return (int(fields[4]) + int(fields[5])) / _USER_HZ
+
+
+_USER_HZ = os.sysconf("SC_CLK_TCK")
+
+
 def children_cpu_s() -> float:
     """CPU seconds of this process's children that have exited and been waited for: a wrk
     run, once its block is over (the servers are waited for only at the end)."""
@@ -161,20 +176,22 @@ class CpuMeter:
         self.server_pid, self.standin_pid, self.client_clock = server_pid, standin_pid, client_clock
         self.start = self.read()
 
-    def read(self) -> tuple[float, float, float]:
+    def read(self) -> tuple[float, float, float, float]:
         standin = self.standin_pid if self.standin_pid != self.server_pid else 0
         return (
             tree_cpu_s(self.server_pid),
             tree_cpu_s(standin) if standin else 0.0,
             self.client_clock(),
+            machine_idle_s(),
         )
 
-    def add_to(self, result: Throughput, name: str, end: tuple[float, float, float]) -> None:
-        server, standin, client = (b - a for a, b in zip(self.start, end, strict=True))
+    def add_to(self, result: Throughput, name: str, end: tuple[float, float, float, float]) -> None:
+        server, standin, client, idle = (b - a for a, b in zip(self.start, end, strict=True))
         for table, value in (
             (result.cpu_s, server),
             (result.standin_cpu_s, standin),
             (result.client_cpu_s, client),
+            (result.idle_s, idle),
         ):
             table[name] = table.get(name, 0.0) + value
 

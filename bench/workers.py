@@ -3,15 +3,19 @@ LiteLLM proxy with ``--num_workers N``, interleaved in one run against one stand
 
     .venv/bin/python bench/workers.py [--workers 1,2] [--concurrency 64,256]
                                       [--duration S] [--skip-litellm] [--requests N]
+                                      [--client python|wrk] [--standin python|nginx]
 
 For each worker count N: ``bounded_wN`` (the ledger, a hard budget and a rate limit, both too
 large to refuse: the same feature as ``bench/gateway_overhead.py``), ``noecon_wN`` (the ledger
 only) and ``litellm_wN``. It prints, from the same run:
 
-* requests/s at each concurrency (alternating blocks, order rotating, connections kept open)
-  with p50/p99 under that load, and server CPU time per request: user + system seconds of
-  the whole process tree (supervisor, owner and workers; LiteLLM's workers) from /proc,
-  over completed requests;
+* requests/s at each concurrency (alternating blocks, order rotating; each server is left to
+  go idle after its block) with p50/p99 under that load, and server CPU time per request:
+  user + system seconds of the whole process tree (supervisor, owner and workers; LiteLLM's
+  workers) from /proc, over completed requests;
+* where the cores went in each endpoint's blocks: the server's tree, the load client, the
+  stand-in, everything else (the kernel's network work, other processes) and idle time (all
+  cores, from /proc/stat);
 * scaling: ``bounded_wN / bounded_w1`` requests/s, and LiteLLM's the same;
 * economics on against off per worker count: the added median of sequential keep-alive
   requests (``bounded_wN - noecon_wN``) and the requests/s ratio at each concurrency;
@@ -19,9 +23,13 @@ only) and ``litellm_wN``. It prints, from the same run:
 * the 1-minute load average before and after (other work on the machine slows every
   endpoint alike, since blocks are interleaved: compare ratios, not absolute figures).
 
-The client (a raw asyncio + httptools protocol, ``harness_client.Client``) and the
-stand-in share the cores with the servers, so on a 2-core machine two workers compete with
-them for the second core. The last line of stdout is one JSON object with every figure.
+The load client and the stand-in share the cores with the servers. By default they are the
+Python ones (``harness_client.Client``, ``bench/standin_upstream.py``); ``--client wrk
+--standin nginx`` uses C programs from Debian's packages instead (``apt-get install -y wrk
+nginx-light``; ``harness_native``), which need about 35 µs of CPU per request between them
+against about 55 for the Python pair. The sequential latency figures always use the Python
+client, which checks every reply. The last line of stdout is one JSON object with every
+figure.
 """
 
 from __future__ import annotations
@@ -180,9 +188,10 @@ def figures(
                 ("server", cpu),
                 ("client", t.client_cpu_s.get(n, 0.0)),
                 ("standin", t.standin_cpu_s.get(n, 0.0)),
+                ("idle", t.idle_s.get(n, 0.0)),
             ):
                 out[f"{n}_c{c}_{part}_cores"] = r(spent / seconds, 2) if seconds else None
-                if part != "server":
+                if part not in ("server", "idle"):
                     out[f"{n}_c{c}_{part}_cpu_us_per_req"] = r(spent / ok * 1e6, 1) if ok else None
 
     def ratio(a: float | None, b: float | None) -> float | None:
@@ -262,8 +271,8 @@ def report(eps: list[Endpoint], out: dict[str, Any], args: argparse.Namespace) -
     )
     table.add_column("endpoint", no_wrap=True)
     for c in args.concurrency:
-        for col in (f"server @{c}", f"client @{c}", f"stand-in @{c}", f"rest @{c}"):
-            table.add_column(col, justify="right")
+        for col in ("server", "client", "stand-in", "other", "idle"):
+            table.add_column(f"{col} @{c}", justify="right")
     cpus = os.cpu_count() or 1
     for ep in eps:
         n = ep.name
@@ -276,8 +285,9 @@ def report(eps: list[Endpoint], out: dict[str, Any], args: argparse.Namespace) -
                 out[f"{n}_c{c}_standin_cpu_us_per_req"],
             ]
             cells += [f"{f(k, 2)} ({f(u)})" for k, u in zip(cores, per_req, strict=True)]
-            busy = sum(k or 0.0 for k in cores)
-            cells.append(f(max(0.0, cpus - busy), 2))
+            idle = out[f"{n}_c{c}_idle_cores"] or 0.0
+            other = cpus - sum(k or 0.0 for k in cores) - idle  # the kernel, other processes
+            cells += [f(max(0.0, other), 2), f(idle, 2)]
         table.add_row(*cells)
     console.print(table)
     table = Table(title="ratios (same run)", title_justify="left")
