@@ -63,7 +63,7 @@ from harness_endpoints import (
     ensure_litellm,
 )
 from harness_load import Sequential, Throughput, sequential, throughput
-from harness_native import nginx_standin, throughput_wrk
+from harness_native import need, nginx_standin, throughput_wrk
 from harness_procs import Processes, log, tree_rss_mb
 from harness_stats import _git_commit, _r, percentile
 
@@ -337,6 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs = Processes()
     workdir = Path(tempfile.mkdtemp(prefix="bounded-workers-"))
     try:
+        if args.client == "wrk":
+            need("wrk", "wrk")  # before minutes of start-up, not after
+        if args.standin == "nginx":
+            need("nginx", "nginx-light")
         if not args.skip_litellm:
             ensure_litellm()
         import uvloop
