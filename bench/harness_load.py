@@ -1,5 +1,6 @@
 """The measurements: sequential round-robin requests (latency, streaming time to first
-byte) and alternating blocks of concurrent load (requests/s, latency, server CPU).
+byte) and alternating blocks of concurrent load (requests/s, latency, the CPU of the
+server, the client and the stand-in, the machine's idle time).
 """
 
 from __future__ import annotations

@@ -159,8 +159,8 @@ def nginx_standin(procs: Processes, workdir: Path) -> Launched:
     folder.mkdir(exist_ok=True)
     port = free_port()
     body = _completion().decode()
-    conf = NGINX_CONF.format(dir=folder, host=HOST, port=port, body="'" + body + "'")
     assert "'" not in body, "the completion JSON would need escaping for nginx"
+    conf = NGINX_CONF.format(dir=folder, host=HOST, port=port, body="'" + body + "'")
     path = folder / "nginx.conf"
     path.write_text(conf)
     log_path = workdir / "nginx.log"
@@ -179,12 +179,12 @@ async def throughput_wrk(
 ) -> Throughput:
     """``harness_load.throughput`` with wrk as the client: alternating blocks of ``block``
     seconds (whole seconds: wrk's unit), order rotating, until each endpoint has had
-    ``duration`` seconds. Each block is one wrk run with fresh connections (opening 256 on
-    loopback takes about a millisecond). Server CPU is read just before wrk starts and just
-    after it exits: the requests wrk leaves in flight at the end are paid for in the window
-    as much as the ones already in flight at a steady state's start would have been, so
-    CPU per completed request is not biased. After each block the server is left to finish
-    those abandoned requests (``settle``, not counted) before the next endpoint's block."""
+    ``duration`` seconds. Each block is one wrk run with fresh connections. Server CPU is
+    read just before wrk starts and just after it exits: the requests wrk leaves in flight
+    at the end are paid for in the window as much as the ones already in flight at a steady
+    state's start would have been, so CPU per completed request is not biased. After each
+    block the server is left to finish those abandoned requests (``settle``, not counted)
+    before the next endpoint's block."""
     wrk = need("wrk", "wrk")
     seconds = max(1, round(block))
     result = Throughput(latency_ms={ep.name: [] for ep in endpoints})
@@ -193,7 +193,7 @@ async def throughput_wrk(
         scripts[ep.name] = workdir / f"wrk-{ep.name}.lua"
         scripts[ep.name].write_text(wrk_script(ep))
     rounds = max(1, math.ceil(duration / seconds - 1e-9))
-    for ep in endpoints:  # warm-up: the servers' upstream pools, caches and JIT-free paths
+    for ep in endpoints:  # warm-up: the servers' upstream pools and caches
         await wrk_block(wrk, scripts[ep.name], ep.port, concurrency, 1)
         await settle(ep.pid)
     for r in range(rounds):
