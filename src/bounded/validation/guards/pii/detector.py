@@ -4,6 +4,7 @@ resolved to the longest, and the registry's factory."""
 from __future__ import annotations
 
 import bisect
+import re
 from typing import Any
 
 from bounded.validation.guards.base import Finding, GuardConfigError, ScanContext
@@ -24,6 +25,11 @@ PATTERN_ENTITIES = (
     "es_dni",
 )
 OPT_IN_ENTITIES = ("person",)
+# Every finder but these matches a decimal digit (``\d``, as its pattern spells it): a text
+# with none skips them, which is most short chat turns. Email needs "@", an IPv6 address
+# may be hex letters and colons only, and a name needs no digit.
+_NO_DIGIT_NEEDED = frozenset(("email", "ip_address", "person"))
+_DIGIT = re.compile(r"\d")
 # When two findings overlap, the longer wins; on equal length, the earlier in this order.
 _PRIORITY = {name: rank for rank, name in enumerate((*PATTERN_ENTITIES[2:], "email", "phone"))}
 
@@ -80,10 +86,12 @@ class PiiDetector:
             self._finders.append(("phone", Phones(phone_regions, phone_leniency)))
         if "person" in chosen:
             self._finders.append(("person", Persons(person_max_chars)))
+        self._without_digits = [(n, f) for n, f in self._finders if n in _NO_DIGIT_NEEDED]
 
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
         findings: list[Finding] = []
-        for name, finder in self._finders:
+        finders = self._finders if _DIGIT.search(text) else self._without_digits
+        for name, finder in finders:
             try:
                 findings.extend(finder(text))
             except Exception as exc:  # a detector never raises on odd text; it says so

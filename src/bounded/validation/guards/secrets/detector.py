@@ -13,7 +13,15 @@ from bounded.validation.guards.pii import resolve_overlaps
 from bounded.validation.guards.secrets.assigned import assigned
 from bounded.validation.guards.secrets.pem import SERVICE_ACCOUNT, PemEnds, public_pem_spans
 from bounded.validation.guards.secrets.randomness import random_tokens
-from bounded.validation.guards.secrets.rules import KINDS, PRIORITY, RULES, TIERS, Rule, mixed
+from bounded.validation.guards.secrets.rules import (
+    KEYWORDS,
+    KINDS,
+    PRIORITY,
+    RULES,
+    TIERS,
+    Rule,
+    mixed,
+)
 
 
 def _lowered(text: str) -> str:
@@ -52,9 +60,11 @@ class SecretsDetector:
         findings: list[Finding] = []
         try:
             lower = _lowered(text)
-            for rule in RULES:
-                if any(k in lower for k in rule.keywords):
-                    findings.extend(self._apply(rule, text))
+            present = {k for k in KEYWORDS if k in lower}
+            if present:
+                for rule in RULES:
+                    if not present.isdisjoint(rule.keywords):
+                        findings.extend(self._apply(rule, text))
             if any(f.kind == "aws_access_key_id" for f in findings):
                 findings.extend(self._aws_pairs(text, findings))
             if self._assign:
