@@ -4,6 +4,7 @@ LiteLLM proxy with ``--num_workers N``, interleaved in one run against one stand
     .venv/bin/python bench/workers.py [--workers 1,2] [--concurrency 64,256]
                                       [--duration S] [--skip-litellm] [--requests N]
                                       [--client python|wrk] [--standin python|nginx]
+                                      [--compare-src DIR] [--skip-noecon]
 
 For each worker count N: ``bounded_wN`` (the ledger, a hard budget and a rate limit, both too
 large to refuse: the same feature as ``bench/gateway_overhead.py``), ``noecon_wN`` (the ledger
@@ -20,6 +21,9 @@ only) and ``litellm_wN``. It prints, from the same run:
 * economics on against off per worker count: the added median of sequential keep-alive
   requests (``bounded_wN - noecon_wN``) and the requests/s ratio at each concurrency;
 * bounded against LiteLLM at each worker count and concurrency (requests/s ratio);
+* with ``--compare-src DIR`` (A/B of a change): ``compare_wN``, the economics server run from
+  another copy of bounded, its own scaling, and B/A requests/s and CPU per request at each
+  worker count (a change can move one worker and two differently; noise moves both alike);
 * the 1-minute load average before and after (other work on the machine slows every
   endpoint alike, since blocks are interleaved: compare ratios, not absolute figures).
 
@@ -85,14 +89,27 @@ def endpoints(procs: Processes, args: argparse.Namespace) -> list[Endpoint]:
                 **econ,
             )
         )
-        out.append(
-            Endpoint(
-                f"noecon_w{n}",
-                f"bounded ×{n}, ledger only",
-                launchers.bounded(f"noecon_w{n}", _merge(LEDGER_ONLY, server)),
-                **econ,
+        if args.compare_src is not None:  # A/B: the same, from another copy of bounded
+            out.append(
+                Endpoint(
+                    f"compare_w{n}",
+                    f"B ×{n}, economics",
+                    launchers.bounded(
+                        f"compare_w{n}", _merge(ECONOMICS, server), src=Path(args.compare_src)
+                    ),
+                    expect_headers=(RATELIMIT_HEADER,),
+                    **econ,
+                )
             )
-        )
+        if not args.skip_noecon:
+            out.append(
+                Endpoint(
+                    f"noecon_w{n}",
+                    f"bounded ×{n}, ledger only",
+                    launchers.bounded(f"noecon_w{n}", _merge(LEDGER_ONLY, server)),
+                    **econ,
+                )
+            )
         if not args.skip_litellm:
             out.append(
                 Endpoint(
@@ -200,11 +217,23 @@ def figures(
     names = {ep.name for ep in eps}
     first = args.workers[0]
     for n in args.workers:
-        out[f"economics_w{n}_added_p50_ms"] = r(p50[f"bounded_w{n}"] - p50[f"noecon_w{n}"])
+        if f"noecon_w{n}" in names:
+            out[f"economics_w{n}_added_p50_ms"] = r(p50[f"bounded_w{n}"] - p50[f"noecon_w{n}"])
         for c in loads:
             rps = out[f"bounded_w{n}_c{c}_rps"]
-            out[f"economics_w{n}_c{c}_rps_ratio"] = ratio(rps, out[f"noecon_w{n}_c{c}_rps"])
+            if f"noecon_w{n}" in names:
+                out[f"economics_w{n}_c{c}_rps_ratio"] = ratio(rps, out[f"noecon_w{n}_c{c}_rps"])
             out[f"scaling_w{n}_c{c}_rps_ratio"] = ratio(rps, out[f"bounded_w{first}_c{c}_rps"])
+            if f"compare_w{n}" in names:
+                b_rps = out[f"compare_w{n}_c{c}_rps"]
+                out[f"compare_scaling_w{n}_c{c}_rps_ratio"] = ratio(
+                    b_rps, out[f"compare_w{first}_c{c}_rps"]
+                )
+                out[f"b_vs_a_w{n}_c{c}_rps_ratio"] = ratio(b_rps, rps)
+                out[f"b_vs_a_w{n}_c{c}_cpu_per_req_ratio"] = ratio(
+                    out[f"compare_w{n}_c{c}_cpu_us_per_req"],
+                    out[f"bounded_w{n}_c{c}_cpu_us_per_req"],
+                )
             if f"litellm_w{n}" in names:
                 out[f"litellm_scaling_w{n}_c{c}_rps_ratio"] = ratio(
                     out[f"litellm_w{n}_c{c}_rps"], out[f"litellm_w{first}_c{c}_rps"]
@@ -223,6 +252,7 @@ def figures(
         "standin": args.standin,
         "cpus": os.cpu_count(),
         "bounded_commit": _git_commit(),
+        "compare_src": args.compare_src,
     }
     return out
 
@@ -311,6 +341,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=500, help="sequential, per endpoint")
     p.add_argument("--start-timeout", type=float, default=90.0)
     p.add_argument("--skip-litellm", action="store_true")
+    p.add_argument("--skip-noecon", action="store_true", help="no ledger-only servers")
+    p.add_argument(
+        "--compare-src",
+        help="A/B: also run bounded from this folder (one holding the bounded package, e.g. a"
+        " scratch copy's src/) at each worker count, interleaved, and print B/A ratios",
+    )
     p.add_argument(
         "--no-telemetry",
         action="store_true",
