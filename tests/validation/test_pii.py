@@ -381,3 +381,18 @@ def test_overlapping_findings_keep_the_longest() -> None:
     found = [Finding("phone", 0, 10), Finding("credit_card", 0, 16), Finding("email", 20, 30)]
     kept = resolve_overlaps(found, {})
     assert [(f.kind, f.start, f.end) for f in kept] == [("credit_card", 0, 16), ("email", 20, 30)]
+
+
+def test_a_text_without_digits_still_finds_its_email_and_hex_ipv6() -> None:
+    """A text with no digit skips the finders that need one: what needs none is still found,
+    and a digit anywhere in the text brings the rest back."""
+    pii = registry.build("pii")
+    text = "user: write to ana.lopez@example.org from fe80::abcd:ef01:beef:cafe please"
+    assert spans(pii, text) == [
+        ("email", "ana.lopez@example.org"),
+        ("ip_address", "fe80::abcd:ef01:beef:cafe"),
+    ]
+    digitless = "mail dana@example.com about node dead:beef::cafe:f00d"
+    assert [k for k, _ in spans(pii, digitless)] == ["email", "ip_address"]
+    with_digits = digitless + ", or call (415) 555-2671"
+    assert [k for k, _ in spans(pii, with_digits)] == ["email", "ip_address", "phone"]

@@ -222,6 +222,16 @@ def refresh_session(client: HttpClient, settings: Settings) -> Session:
 )
 
 
+def test_keys_whose_keywords_overlap_are_each_found(secrets: SecretsDetector) -> None:
+    """Anthropic keys start "sk-ant-", OpenAI keys "sk-" (the keyword each rule waits for):
+    in one text, each is found with its own kind."""
+    anthropic = "sk-ant-api03-" + rand(93) + "AA"
+    openai_key = "sk-proj-" + rand(48)
+    found = spans(secrets, f"A={anthropic} B={openai_key}")
+    assert found == [("anthropic_key", anthropic), ("openai_key", openai_key)]
+    assert spans(secrets, f"only {openai_key}") == [("openai_key", openai_key)]
+
+
 def test_no_findings_on_long_benign_text(secrets: SecretsDetector) -> None:
     assert len(BENIGN) > 10_000
     assert spans(secrets, BENIGN) == []
