@@ -44,7 +44,9 @@ def config(root: Path) -> dict[str, Any]:
     }
 
 
-def test_answers_carry_citations(gateway_factory: Any, tmp_path: Path) -> None:
+def test_answers_carry_citations(
+    gateway_factory: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     root = tmp_path / "kb"
     root.mkdir()
     (root / "keys.md").write_text(f"# Keys\n\n## Rotation\n\n{ROTATION}\n")
@@ -56,6 +58,7 @@ def test_answers_carry_citations(gateway_factory: Any, tmp_path: Path) -> None:
         assert report.status_code == 200, report.text
 
         client = OpenAI(base_url=f"{url}/v1", api_key=ADMIN_KEY, max_retries=0)
+        request.addfinalizer(client.close)  # an unclosed client leaks its socket
         raw = client.chat.completions.with_raw_response.create(
             model="helpdesk", messages=question, max_tokens=8, temperature=0
         )

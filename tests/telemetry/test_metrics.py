@@ -76,8 +76,11 @@ def test_metrics_match_the_ledger(
 ) -> None:
     _, scraper = keys.create("prometheus", scopes=("metrics:read",))
     _, plain = keys.create("app")
-    with gateway_factory(config(upstream.base_url)) as (url, _gateway):
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=ADMIN_KEY, max_retries=0)
+    with (
+        gateway_factory(config(upstream.base_url)) as (url, _gateway),
+        openai.OpenAI(base_url=f"{url}/v1", api_key=ADMIN_KEY, max_retries=0) as client,
+        openai.OpenAI(base_url=f"{url}/v1", api_key="bnd_wrong", max_retries=0) as wrong,
+    ):
         for i in range(5):
             client.chat.completions.create(
                 model="answer", messages=[{"role": "user", "content": f"mail {i}@example.org"}]
@@ -94,9 +97,9 @@ def test_metrics_match_the_ledger(
                     model="down", messages=[{"role": "user", "content": "hi"}]
                 )
         with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(
-                base_url=f"{url}/v1", api_key="bnd_wrong", max_retries=0
-            ).chat.completions.create(model="answer", messages=[{"role": "user", "content": "x"}])
+            wrong.chat.completions.create(
+                model="answer", messages=[{"role": "user", "content": "x"}]
+            )
         denied = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {plain}"})
         scraped = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {scraper}"})
     assert denied.status_code == 403

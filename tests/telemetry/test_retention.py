@@ -40,8 +40,10 @@ def test_text_goes_after_its_period_and_metrics_stay(
             "long": {"owner": "t", "route": {"targets": ["m"]}},
         },
     }
-    with gateway_factory(data) as (url, gateway):
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=ADMIN_KEY, max_retries=0)
+    with (
+        gateway_factory(data) as (url, gateway),
+        openai.OpenAI(base_url=f"{url}/v1", api_key=ADMIN_KEY, max_retries=0) as client,
+    ):
         ids = {}
         for feature in ("brief", "long"):
             raw = client.chat.completions.with_raw_response.create(
