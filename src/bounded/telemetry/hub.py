@@ -7,8 +7,9 @@
     telemetry.close()
 
 ``finish`` runs when a call closes (its response sent): it ends the root span and queues
-the rest for the writer's thread, which counts the request, seals its spans (ids, epoch
-times, the upstream attempts), names and attributes the root, and stores the trace.
+the rest, which runs on the loop a moment later (:mod:`bounded.telemetry.onloop`): it
+counts the request, seals its spans (ids, epoch times, the upstream attempts), names and
+attributes the root, and hands the record to the writer's thread, which stores it.
 The OTLP exporter is built from the start-up config (``telemetry.otlp_endpoint``);
 sampling and text policy are read from the runtime current for each request, so a reload
 changes them.
@@ -47,7 +48,7 @@ class Telemetry:
                 headers=dict(config.otlp_headers),
             )
         self.writer = TraceWriter(self.url, export=self.export)
-        # Metrics are counted in the writer's thread too; a scrape flushes first.
+        # Metrics are counted the same way, after the response; a scrape flushes first.
         self.metrics.defer = self.writer.put
         self.metrics.before_render = self.writer.flush
 
@@ -57,8 +58,9 @@ class Telemetry:
         return feature is not None and stores_text(feature.risk_tier, feature.telemetry)
 
     def finish(self, call: Any, rec: Recorder | None) -> None:
-        """The call is done: its root span ends now; naming and attributing it, counting
-        it and storing it happen in the writer's thread (nothing changes a closed call)."""
+        """The call is done: its root span ends now. Naming, attributing and counting it
+        happen on the loop a moment later, storing it in the writer's thread (nothing
+        changes a closed call)."""
         if rec is not None:
             rec.finish()
         self.writer.put(lambda: self._record(call, rec))

@@ -78,8 +78,8 @@ class Metrics:
             # imported it before prepare_multiprocess forks workers with the in-memory one.
             values.ValueClass = values.MultiProcessValue()
         self.enabled = True  # telemetry.enabled: false counts nothing
-        # Where counting runs: at once by default; the gateway hands it to the trace
-        # writer's thread (off the request path), and flushes that before a scrape.
+        # Where counting runs: at once by default; the gateway defers it past the response
+        # (the trace writer's ``put``), and flushes that before a scrape.
         self.defer: Callable[[Callable[[], None]], None] = lambda work: work()
         self.before_render: Callable[[], object] = lambda: None
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}

@@ -1,6 +1,6 @@
 """A request's spans as one compact JSON value in its ``traces`` row (``spans_json``).
 
-    text = encode(record.spans)          # the writer's thread: one orjson call per request
+    text = encode(record.spans)          # the trace writer's thread: one orjson call per request
     spans = decode(row["spans_json"])    # readers: the API's span dicts, self times added
 
 The shape, a list per span (positional, no key repeated per span) and times as offsets from

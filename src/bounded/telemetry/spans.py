@@ -13,7 +13,7 @@ stored spans into SDK spans (``ReadableSpan``) only when they are sent over OTLP
 figures are in docs/observability.md (bench/gateway_overhead.py --telemetry).
 
 Times: one wall clock reading per request, then ``perf_counter_ns`` readings, moved to the
-epoch by that one offset when the trace is sealed (in the writer's thread), so spans of one
+epoch by that one offset when the trace is sealed (after the response), so spans of one
 request never disagree with each other when the wall clock steps.
 """
 
@@ -72,7 +72,7 @@ class Recorder:
 
     On the request path a span is a name and two ``perf_counter_ns`` readings: no id, no
     wall-clock arithmetic, and an upstream attempt is only noted (the route's span and its
-    call). :meth:`seal`, in the trace writer's thread, gives every span its id and its
+    call). :meth:`seal`, after the response has gone, gives every span its id and its
     parent's, moves the times to epoch nanoseconds and builds the attempt spans. Measured
     under 64-concurrent load (py-spy): span ids alone were 1.7% of the event loop's
     samples, the attempt spans' attributes 2%.

@@ -38,6 +38,7 @@ from typing import Any
 from bounded.store.db import Database
 from bounded.store.urls import dialect_of, sqlite_path
 from bounded.telemetry import spanlist
+from bounded.telemetry.onloop import OnLoop
 from bounded.telemetry.redactor import Redactor
 from bounded.telemetry.spans import Span
 
@@ -92,30 +93,38 @@ class TraceWriter:
         self._wake = threading.Event()
         self._written = threading.Condition()
         self._puts = self._done = 0
+        # Work made on the loop arrives here as its record, or NOTHING (metrics only).
+        self._on_loop: OnLoop[TraceRecord] = OnLoop(
+            lambda made: self._pending.append(NOTHING if made is None else made)
+        )
         self._closing = False
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="bounded-traces", daemon=True)
         self._thread.start()
 
     def put(self, record: TraceRecord | Callable[[], TraceRecord | None]) -> None:
-        """Queue a trace, or work that makes one (or None) in the writer's thread: the
-        request path only appends, the writer does the rest (attributes, metrics, SQL)."""
-        if len(self._pending) >= MAX_QUEUE:
+        """Queue a trace, or work that makes one (or None): on the event loop, that work
+        runs on the loop a moment later (:mod:`bounded.telemetry.onloop` says why);
+        elsewhere, in the writer's thread. The writer does the rest (redaction, SQL)."""
+        if len(self._pending) + len(self._on_loop) >= MAX_QUEUE:
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 log.warning("trace store behind: %d trace(s) dropped so far", self.dropped)
             return
         self._puts += 1
-        self._pending.append(record)
+        if isinstance(record, TraceRecord) or not self._on_loop.offer(record):
+            self._pending.append(record)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Write what is queued now, and wait for it (True) or ``timeout`` to pass."""
+        self._on_loop.run_all(timeout)
         target = self._puts
         self._wake.set()
         with self._written:
             return self._written.wait_for(lambda: self._done >= target, timeout)
 
     def close(self) -> None:
+        self._on_loop.run_all(10.0)
         self._closing = True
         self._wake.set()
         self._thread.join(timeout=10)
@@ -134,6 +143,8 @@ class TraceWriter:
                     while self._pending and len(batch) < BATCH:
                         item = self._pending.popleft()
                         taken += 1
+                        if item is NOTHING:
+                            continue
                         record = item if isinstance(item, TraceRecord) else _made(item)
                         if record is not None:
                             batch.append(record)
@@ -205,6 +216,10 @@ class TraceWriter:
                 )
             )
         return rows
+
+
+# Queued for work done on the loop that left no record: counted as done, nothing to store.
+NOTHING: Any = object()
 
 
 def _made(work: Callable[[], TraceRecord | None]) -> TraceRecord | None:

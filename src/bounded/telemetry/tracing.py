@@ -8,7 +8,7 @@ is sent, or a stream's last byte (so the root span covers the whole response, st
 included). Each stage's span covers the stage and everything after it (stages nest: a
 stage gets ``next``), with ``bounded.self_ms`` its own share; a stage that answers with a
 stream ends its span when it hands the stream back. The route stage's span has a child
-per upstream attempt, from the router's own timings (built in the writer's thread, at
+per upstream attempt, from the router's own timings (built after the response, at
 :meth:`~bounded.telemetry.spans.Recorder.seal`). Forks (a repair, an escalation, a
 cascade step) share the recorder, so their stages nest under the validate span.
 
