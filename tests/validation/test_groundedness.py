@@ -241,13 +241,17 @@ class BagOfWords:
         self.seen: list[str] = []
 
     def embed(self, texts: list[str]) -> Any:
+        import zlib
+
         import numpy as np
 
         self.seen.extend(texts)
         rows = np.zeros((len(texts), 64), dtype=np.float32)
         for r, text in enumerate(texts):
             for word in groundedness.content_words(text):
-                rows[r, hash(word) % 64] += 1.0
+                # crc32, not hash(): str hashes change with every process (PYTHONHASHSEED),
+                # and so did which words collided, and whether the test passed.
+                rows[r, zlib.crc32(word.encode()) % 64] += 1.0
         rows /= np.clip(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9, None)
         return type("Result", (), {"vectors": rows.tolist()})()
 
