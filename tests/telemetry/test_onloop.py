@@ -5,7 +5,9 @@ and a trace queued just before the gateway closes is stored."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -28,7 +30,12 @@ class Loop:
     def call(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the loop's thread (as a callback, so inside the running loop)."""
         done = threading.Event()
-        self.loop.call_soon_threadsafe(lambda: (fn(), done.set()))
+
+        def run() -> None:
+            fn()
+            done.set()
+
+        self.loop.call_soon_threadsafe(run)
         assert done.wait(5)
 
     def stop(self) -> None:
@@ -47,19 +54,26 @@ def loop() -> Iterator[Loop]:
 
 def test_work_runs_on_the_loop_after_a_delay_not_at_once(loop: Loop) -> None:
     results: list[int | None] = []
-    threads: list[int] = []
+    ran: list[tuple[int, float]] = []  # (thread, when)
     later: OnLoop[int] = OnLoop(results.append)
 
     def work(i: int) -> Callable[[], int]:
-        return lambda: threads.append(threading.get_ident()) or i
+        def run() -> int:
+            ran.append((threading.get_ident(), time.monotonic()))
+            return i
 
-    offered: list[bool] = []
-    loop.call(lambda: offered.extend(later.offer(work(i)) for i in range(3)))
-    assert offered == [True, True, True] and results == []  # queued, not run in the request
-    deadline = threading.Event()
-    deadline.wait(onloop.DELAY_S * 4)
+        return run
+
+    offered: list[tuple[bool, float]] = []
+    loop.call(lambda: offered.extend((later.offer(work(i)), time.monotonic()) for i in range(3)))
+    deadline = time.monotonic() + 5
+    while len(results) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [ok for ok, _ in offered] == [True, True, True]
     assert results == [0, 1, 2]
-    assert set(threads) == {loop.thread.ident}
+    assert {thread for thread, _ in ran} == {loop.thread.ident}
+    # Not in the request that queued it: a delay after (the response has gone by then).
+    assert min(when for _, when in ran) - offered[-1][1] >= onloop.DELAY_S * 0.9
 
 
 def test_off_the_loop_nothing_is_queued() -> None:
@@ -72,9 +86,16 @@ def test_run_all_from_another_thread_has_the_loop_do_everything_queued(loop: Loo
     threads: set[int] = set()
     later: OnLoop[int] = OnLoop(results.append)
 
+    def work(i: int) -> Callable[[], int]:
+        def run() -> int:
+            threads.add(threading.get_ident())
+            return i
+
+        return run
+
     def offer_many() -> None:
         for i in range(100):
-            later.offer(lambda i=i: threads.add(threading.get_ident()) or i)
+            later.offer(work(i))
 
     loop.call(offer_many)
     later.run_all(timeout_s=5)  # well before DELAY_S has passed
@@ -85,7 +106,7 @@ def test_run_all_from_another_thread_has_the_loop_do_everything_queued(loop: Loo
 def test_work_left_on_a_stopped_loop_is_done_by_run_all(loop: Loop) -> None:
     results: list[int | None] = []
     later: OnLoop[int] = OnLoop(results.append)
-    loop.call(lambda: [later.offer(lambda i=i: i) for i in range(5)])
+    loop.call(lambda: [later.offer(functools.partial(int, i)) for i in range(5)])
     loop.stop()  # before the delay: its timer never fires
     assert results == []
     later.run_all(timeout_s=5)
