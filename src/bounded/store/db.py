@@ -90,10 +90,14 @@ class Database:
         belong in a transaction (every caller's are), whose rollback takes all of it."""
         head, values, group = sql.rpartition(" VALUES ")
         group = group.strip()
-        if len(rows) < 2 or not values or not (group.startswith("(") and group.endswith(")")):
-            self._conn.executemany(sql, rows)
-            return
-        if not head.lstrip().upper().startswith("INSERT") or ")" in group[1:-1]:
+        plain = (
+            values
+            and head.lstrip().upper().startswith("INSERT")
+            and group.startswith("(")
+            and group.endswith(")")
+            and ")" not in group[1:-1]  # one group of placeholders, nothing after it
+        )
+        if len(rows) < 2 or not plain:
             self._conn.executemany(sql, rows)
             return
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
