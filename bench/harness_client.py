@@ -138,6 +138,7 @@ def read_ledger(ep: Endpoint, errors: Errors) -> None:
         rows, ok, cost_e10, zero = conn.execute(
             "SELECT count(*), coalesce(sum(status = 200), 0), coalesce(sum(cost_e10), 0),"
             " coalesce(sum(status = 200 AND cost_e10 <= 0), 0) FROM ledger"
+            " WHERE feature IS NOT 'prefill'"  # harness_prefill's rows: not this run's
         ).fetchone()
     finally:
         conn.close()

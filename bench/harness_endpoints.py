@@ -134,8 +134,11 @@ class Endpoint:
 class Launchers:
     """Start the three kinds of server; each writes its config and log into ``workdir``."""
 
-    def __init__(self, procs: Processes):
+    def __init__(self, procs: Processes, prefill: int = 0):
+        """``prefill``: traces and ledger rows each bounded's stores hold before it starts
+        (``harness_prefill.py``: the stores of a gateway that has served a while)."""
         self.procs = procs
+        self.prefill = prefill
         self.python = ROOT / ".venv" / "bin" / "python"
         if not self.python.exists():
             self.python = Path(sys.executable)
@@ -196,6 +199,13 @@ class Launchers:
                     p for p in (str(src.resolve()), os.environ.get("PYTHONPATH")) if p
                 )
             log_path = workdir / f"{name}.log"
+            if self.prefill:
+                log(f"   prefilling {name}'s stores with {self.prefill:,} traces and ledger rows")
+                subprocess.run(
+                    [str(self.python), str(BENCH / "harness_prefill.py"),
+                     config["server"]["store"], str(self.prefill)],
+                    env={**os.environ, **env}, check=True,
+                )  # fmt: skip
             proc = self.procs.spawn(
                 [
                     str(self.python),

@@ -12,6 +12,13 @@ of the one thread doing the work. "before" is the pre-0008 write, copied here: a
 span with its attributes as JSON, ``bounded.self_ms`` computed in the writer. "after" is
 ``TraceWriter._write`` itself. Rounds alternate the variants; the median round counts.
 Also printed: the store's bytes per trace, and the cost of encoding the spans alone.
+
+``--grow N`` (e.g. 300000) also times the SQL alone (the transaction, rows made beforehand)
+of N traces with text into one store as it grows, per sixth of N, for two id schemes: random
+ids (before 2026-12-03 night: 64 random bits per span id, 32 random hex digits per trace id)
+and the ids the gateway makes now (time first: :func:`bounded.telemetry.spans.new_span_id`,
+:func:`~bounded.telemetry.spans.new_trace_id`). Random ids insert on a random page of each
+index that holds them, which outgrows SQLite's page cache as the store grows.
 The last line of stdout is one JSON object with every figure; progress goes to stderr.
 """
 
@@ -21,6 +28,7 @@ import argparse
 import gc
 import json
 import platform
+import secrets
 import statistics
 import sys
 import tempfile
@@ -34,7 +42,13 @@ import orjson
 from bounded.store.db import Database
 from bounded.telemetry import spanlist
 from bounded.telemetry.spans import Span, new_span_id
-from bounded.telemetry.store import TraceRecord, TraceWriter
+from bounded.telemetry.store import (
+    _INSERT_TEXT,
+    _INSERT_TRACE,
+    TraceRecord,
+    TraceWriter,
+    _trace_row,
+)
 
 STAGES = ("auth", "body", "resolve", "prompt", "guard_input", "context", "validate", "settle",
           "admit", "route")  # fmt: skip
@@ -189,11 +203,61 @@ def encode_cost(traces: int) -> float:
     return (time.thread_time() - began) / traces * 1e6
 
 
+def _random_ids() -> tuple[str, str]:
+    return secrets.token_hex(16), f"{secrets.randbits(64) or 1:016x}"
+
+
+def _time_first_ids() -> tuple[str, str]:
+    # Imported here: harness_prefill imports this module beside older copies of bounded.
+    from bounded.telemetry.spans import new_trace_id
+
+    return new_trace_id(), new_span_id()
+
+
+ID_SCHEMES: dict[str, Callable[[], tuple[str, str]]] = {
+    "random_ids": _random_ids,
+    "time_first_ids": _time_first_ids,
+}
+
+
+def grow(scheme: str, traces: int, batch: int, folder: Path) -> list[float]:
+    """SQL CPU per trace (µs) for each sixth of ``traces`` written into one growing store."""
+    writer = TraceWriter(f"sqlite:///{folder / f'grow-{scheme}.db'}", interval_s=3600)
+    db = writer._open()
+    make_ids = ID_SCHEMES[scheme]
+    template = [typical(i, True) for i in range(batch)]
+    slice_size, spent, done = traces // 6, 0.0, 0
+    slices: list[float] = []
+    while done < traces:
+        rows: list[tuple[object, ...]] = []
+        texts: list[tuple[object, ...]] = []
+        for r in template:
+            now = time.time_ns()
+            r.root.end_ns, r.root.start_ns = now + r.root.end_ns - r.root.start_ns, now
+            r.trace_id, r.root.span_id = make_ids()
+            rows.append(_trace_row(r))
+            texts.append((r.root.span_id, r.trace_id, now / 1e9, r.feature, PROMPT, COMPLETION,
+                          time.time() + 7 * 86400))  # fmt: skip
+        began = time.thread_time()
+        with db.transaction():
+            db.executemany(_INSERT_TRACE, rows)
+            db.executemany(_INSERT_TEXT, texts)
+        spent += time.thread_time() - began
+        done += len(rows)
+        if done >= slice_size * (len(slices) + 1):
+            slices.append(round(spent / slice_size * 1e6, 1))
+            spent = 0.0
+    db.close()
+    writer.close()
+    return slices
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--traces", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--grow", type=int, default=0, help="traces into a growing store")
     args = parser.parse_args()
     figures: dict[str, Any] = {
         "traces": args.traces, "batch": args.batch, "rounds": args.rounds, "spans": 12,
@@ -229,6 +293,15 @@ def main() -> None:
             f" {figures[f'{label}_after_bytes']}"
         )
     print(f"  encoding the spans alone (orjson, one call): {figures['encode_us']} µs/trace")
+    if args.grow:
+        with tempfile.TemporaryDirectory(prefix="bounded-trace-grow-") as tmp:
+            step = args.grow // 6
+            print(f"SQL CPU per trace with text as the store grows ({step:,} traces per column):")
+            for scheme in ID_SCHEMES:
+                log(f"growing a store to {args.grow:,} traces, {scheme}")
+                slices = grow(scheme, args.grow, args.batch, Path(tmp))
+                figures[f"grow_{scheme}_us"] = slices
+                print(f"  {scheme:15} " + "  ".join(f"{us:6.1f}" for us in slices) + "  µs")
     print(json.dumps(figures))
 
 

@@ -4,7 +4,7 @@ LiteLLM proxy with ``--num_workers N``, interleaved in one run against one stand
     .venv/bin/python bench/workers.py [--workers 1,2] [--concurrency 64,256]
                                       [--duration S] [--skip-litellm] [--requests N]
                                       [--client python|wrk] [--standin python|nginx]
-                                      [--compare-src DIR] [--skip-noecon]
+                                      [--compare-src DIR] [--skip-noecon] [--prefill N]
 
 For each worker count N: ``bounded_wN`` (the ledger, a hard budget and a rate limit, both too
 large to refuse: the same feature as ``bench/gateway_overhead.py``), ``noecon_wN`` (the ledger
@@ -24,6 +24,9 @@ only) and ``litellm_wN``. It prints, from the same run:
 * with ``--compare-src DIR`` (A/B of a change): ``compare_wN``, the economics server run from
   another copy of bounded, its own scaling, and B/A requests/s and CPU per request at each
   worker count (a change can move one worker and two differently; noise moves both alike);
+* with ``--prefill N``, every bounded starts with N traces (with text) and N ledger rows
+  already in its stores, as a gateway that has served a while (an empty store's indexes
+  are cheaper to insert into than a full one's: ``bench/trace_writer.py --grow``);
 * the 1-minute load average before and after (other work on the machine slows every
   endpoint alike, since blocks are interleaved: compare ratios, not absolute figures).
 
@@ -73,7 +76,7 @@ from harness_stats import _git_commit, _r, percentile
 
 
 def endpoints(procs: Processes, args: argparse.Namespace) -> list[Endpoint]:
-    launchers = Launchers(procs)
+    launchers = Launchers(procs, prefill=args.prefill)
     econ = {"model": FEATURE, "api_key": ADMIN_KEY}
     out = [Endpoint("direct", "direct", None, health_path="/health")]
     for n in args.workers:
@@ -253,6 +256,7 @@ def figures(
         "cpus": os.cpu_count(),
         "bounded_commit": _git_commit(),
         "compare_src": args.compare_src,
+        "prefill": args.prefill,
     }
     return out
 
@@ -363,6 +367,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=("python", "nginx"),
         default="python",
         help="stand-in upstream: bench/standin_upstream.py, or nginx (C; apt nginx-light)",
+    )
+    p.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="traces and ledger rows in each bounded's stores before it starts (the stores"
+        " of a gateway that has served a while; bench/harness_prefill.py)",
     )
     p.add_argument("--keep-logs", action="store_true")
     return p.parse_args(argv)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from bounded.economics.usage import Usage
 from bounded.gateway.auth import Principal
 from bounded.gateway.runtime import Runtime, Target
 from bounded.routing.router import RouteTrace
+from bounded.telemetry.spans import new_trace_id
 
 Json = dict[str, Any]
 MAX_CLIENT_ID_CHARS = MAX_SESSION_CHARS  # an x-bounded-session longer than this: 400
@@ -248,11 +248,12 @@ def in_background(work: Awaitable[None]) -> None:
 
 
 def client_trace_id(request: Request) -> str:
-    """The caller's own trace id (so several calls can share one), or a new one."""
+    """The caller's own trace id (so several calls can share one), or a new one (time
+    first: :func:`~bounded.telemetry.spans.new_trace_id`)."""
     given = request.headers.get("x-bounded-trace-id")
     if given and _is_client_id(given):
         return given
-    return secrets.token_hex(16)
+    return new_trace_id()
 
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from bounded.errors import (
     Unprocessable,
 )
 from bounded.retrieval.access import PrincipalLike, viewer_for
+from bounded.telemetry.spans import new_trace_id
 
 if TYPE_CHECKING:
     from bounded.retrieval.service import RetrievalService
@@ -145,7 +145,7 @@ def _filter_value(value: Any) -> bool:
 
 def _guard(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
-        trace_id = request.headers.get("x-bounded-trace-id") or secrets.token_hex(16)
+        trace_id = request.headers.get("x-bounded-trace-id") or new_trace_id()
         try:
             response: Response = await handler(request)
         except BoundedError as exc:
