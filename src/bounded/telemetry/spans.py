@@ -38,10 +38,10 @@ os.register_at_fork(after_in_child=_rand.seed)
 
 # Ids begin with the time, so that the tables indexing them (traces and trace_texts by root
 # span id and trace id, the ledger and outcomes by trace id) insert near the end of each
-# index instead of on a random page of it. Random ids made a trace's SQLite inserts cost
-# 54 µs on a new store and 100 µs past 100,000 traces, growing with the store as the
-# indexes outgrew the page cache; time-first ids kept them at 25-30 µs at any size
-# (bench/trace_writer.py --grow).
+# index instead of on a random page of it. With random ids a trace's SQLite inserts cost
+# 62 µs of CPU on a new store and 108-118 µs past 150,000 traces, growing with the store
+# as its indexes outgrew the page cache; with time-first ids, 48-54 µs up to 300,000
+# (bench/trace_writer.py --grow; docs/observability.md, the last section).
 _TICK_SHIFT = 30  # a span id's clock ticks every 2**30 ns (1.07 s) ...
 _TICK_MASK = 0xFFFF  # ... and wraps every 19.5 hours: 48 bits are left random
 
