@@ -2,7 +2,7 @@
 valgrind's callgrind rather than timed, so the figure holds on a busy machine.
 
     .venv/bin/python bench/instructions.py [--requests N] [--concurrency C] [--telemetry]
-                                           [--src DIR]
+                                           [--src DIR] [--keep DIR]
 
 Why: on a shared 2-core VM requests/s moves by 5-10% between identical runs, more than
 the change one usually wants to see. Instructions executed by the server are
@@ -123,6 +123,9 @@ async def count(name: str, config: dict[str, Any], args: argparse.Namespace) -> 
         # The explicit dump is part 1; the one written at exit holds nothing measured.
         dump = Path(f"{out}.{pid}.1")
         per_request = _total(dump) / args.requests
+        if args.keep is not None:  # for callgrind_annotate: where the instructions went
+            args.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(dump, args.keep / f"callgrind.{name}.out")
         log(f"{name}: {per_request / 1e3:,.0f}k instructions per request")
         return per_request
     finally:
@@ -137,6 +140,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--telemetry", action="store_true", help="traces and metrics on")
     parser.add_argument("--src", type=Path, default=None, help="run bounded from DIR")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="copy each config's callgrind dump into DIR"
+    )
     return parser.parse_args(argv)
 
 

@@ -85,3 +85,18 @@ def test_empty_file_is_an_error_not_an_empty_config(tmp_path: Path) -> None:
     path.write_text("\n")
     with pytest.raises(ConfigError, match="file is empty"):
         load_config(path)
+
+
+def test_a_provider_url_without_a_scheme_or_a_header_with_a_newline_is_refused() -> None:
+    text = """
+providers:
+  openai:
+    kind: openai
+    base_url: api.example.com/v1
+    headers: {x-team: "a\\nx-admin: yes"}
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={})
+    by_path = {p.path: p for p in info.value.problems}
+    assert "http:// or https://" in by_path["providers.openai.base_url"].message
+    assert "CR or LF" in by_path["providers.openai.headers"].message

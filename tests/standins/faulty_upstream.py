@@ -3,7 +3,7 @@
 This is a stand-in, not a model. Every ``POST /v1/chat/completions`` is answered by the next
 behaviour scripted for the request's ``model`` (then that model's default, then the global
 default, :func:`ok`), and every request is recorded, so a test can say what reached which
-deployment and when. It runs under a real uvicorn, so the gateway's aiohttp client sees real
+deployment and when. It runs under a real uvicorn, so the gateway's HTTP client sees real
 sockets: a connection reset is a TCP RST, a timeout is a reply that does not come.
 
     upstream = FaultyUpstream()

