@@ -5,12 +5,14 @@
         raw = await resp.read()                    # or: async for line in resp.lines()
 
 Why not aiohttp, which this replaced on the request path: a POST through aiohttp's
-``ClientSession`` cost 94-116 µs of CPU against a local nginx, on the event loop; this
-client costs 13-14 µs for the same exchange, and pyreqwest (Rust, a Tokio thread) 53-63
-(`bench/upstream_client.py`). In a loaded gateway aiohttp was 22% of the event loop's
-samples, the largest single share. What it does not do, because an API upstream needs none
-of it: redirects, cookies, proxies (aiohttp was not given the environment's either),
-HTTP/2, request bodies that are not bytes.
+``ClientSession`` cost 102 µs of CPU against a local nginx, all of it on the event loop;
+this client costs 23 µs for the same exchange, and pyreqwest (Rust) 62 µs, 25 of them on
+the loop and the rest in its Tokio thread (`bench/upstream_client.py`, 64 concurrent
+calls). In a loaded gateway aiohttp was 22% of the event loop's samples (py-spy), the
+largest single share; this client is 11%, most of it the socket write itself.
+
+What it does not do, because an API upstream needs none of it: redirects, cookies, proxies
+(aiohttp was not given the environment's either), HTTP/2, request bodies that are not bytes.
 
 What it does: one pool per provider entry (``max_connections``, reused newest first, idle
 ones dropped after ``keepalive_s``), TLS with the system's trust store and the host's
