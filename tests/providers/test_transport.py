@@ -101,6 +101,18 @@ async def test_connections_are_kept_alive_and_reused() -> None:
     assert b"\r\nhost: 127.0.0.1:%d\r\n" % port in first
 
 
+async def test_a_calls_own_headers_replace_the_pools_and_are_checked() -> None:
+    async with serving(answer(b"{}")) as (server, port):
+        upstream = Upstream(f"http://127.0.0.1:{port}", headers={"X-Team": "pool"})
+        async with await upstream.post("/x", b"{}", headers={"x-team": "call"}, timeout_s=5) as r:
+            await r.read()
+        with pytest.raises(ValueError, match="CR, LF"):
+            await upstream.post("/x", b"{}", headers={"x-team": "a\r\nx-admin: 1"}, timeout_s=5)
+        await upstream.aclose()
+    [sent] = server.requests
+    assert b"x-team: call\r\n" in sent and b"pool" not in sent
+
+
 async def test_chunked_and_gzip_bodies_are_decoded() -> None:
     payload = b'{"choices": [' + b'{"x": "y"},' * 500 + b"{}]}"
     packed = gzip.compress(payload)

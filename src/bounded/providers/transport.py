@@ -50,6 +50,11 @@ def _check_header(name: str, value: str) -> None:
         raise ValueError(f"invalid HTTP header {name!r}: names and values may not hold CR, LF")
 
 
+def _head(target: str, headers: Mapping[str, str]) -> bytes:
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return f"POST {target} HTTP/1.1\r\n{lines}".encode()
+
+
 _tls: ssl.SSLContext | None = None
 
 
@@ -91,7 +96,7 @@ class Upstream:
         fixed.update({k.lower(): v for k, v in (headers or {}).items()})
         for name, value in fixed.items():
             _check_header(name, value)
-        self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
+        self._fixed = fixed
         self._heads: dict[str, bytes] = {}
         self.max_connections = max_connections
         self.keepalive_s = keepalive_s
@@ -119,19 +124,18 @@ class Upstream:
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         wait = timeout_s if read_timeout_s is None else read_timeout_s
-        head = self._heads.get(path)
-        if head is None:
-            head = self._heads[path] = (
-                f"POST {self._prefix}{path} HTTP/1.1\r\n{self._fixed}".encode()
-            )
-        extra = b""
-        if headers:
+        if headers:  # this call's own headers replace the pool's of the same name
+            merged = {**self._fixed, **{k.lower(): v for k, v in headers.items()}}
             for name, value in headers.items():
                 _check_header(name, value)
-            extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+            head = _head(self._prefix + path, merged)
+        else:
+            head = self._heads.get(path) or self._heads.setdefault(
+                path, _head(self._prefix + path, self._fixed)
+            )
         conn = await self._acquire(loop, wait)
         return await conn.exchange(
-            head + extra + b"content-length: %d\r\n\r\n" % len(body) + body,
+            head + b"content-length: %d\r\n\r\n" % len(body) + body,
             deadline,
             read_timeout_s,
         )
