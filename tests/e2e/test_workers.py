@@ -272,7 +272,7 @@ async def test_a_config_edit_reaches_every_worker(server: BoundedServer) -> None
             if {r.status_code for r in responses} == {200}:
                 assert len(spread) == 2 and all(spread.values()), spread
                 return
-        assert time.monotonic() < deadline, {r.status_code for r in responses}
+        assert time.monotonic() < deadline, {(r.status_code, r.text[:300]) for r in responses}
         await asyncio.sleep(0.5)
 
 
