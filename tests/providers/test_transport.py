@@ -113,6 +113,16 @@ async def test_a_calls_own_headers_replace_the_pools_and_are_checked() -> None:
     assert b"x-team: call\r\n" in sent and b"pool" not in sent
 
 
+async def test_a_closed_client_used_again_reopens_rather_than_failing_for_ever() -> None:
+    async with serving(answer(b"{}")) as (server, port):
+        upstream = Upstream(f"http://127.0.0.1:{port}")
+        for _ in range(2):
+            async with await upstream.post("/x", b"{}", timeout_s=5) as resp:
+                assert await resp.read() == b"{}"
+            await upstream.aclose()
+    assert server.connections == 2  # closing dropped the first connection
+
+
 async def test_chunked_and_gzip_bodies_are_decoded() -> None:
     payload = b'{"choices": [' + b'{"x": "y"},' * 500 + b"{}]}"
     packed = gzip.compress(payload)

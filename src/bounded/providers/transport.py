@@ -29,6 +29,7 @@ before the response ended, a malformed response) or :class:`UpstreamTimeout` (a
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections import deque
 from collections.abc import Mapping
@@ -40,6 +41,8 @@ from bounded.providers.transport_exchange import (
     UpstreamClosed,
     UpstreamTimeout,
 )
+
+log = logging.getLogger("bounded.providers")
 
 USER_AGENT = "bounded"
 
@@ -120,7 +123,10 @@ class Upstream:
         ``timeout_s`` bounds the whole exchange, body included; ``read_timeout_s`` the
         connect and each wait for more bytes (a stream's)."""
         if self.closed:
-            raise UpstreamClosed("the upstream client is closed")
+            # As aiohttp's session was recreated on use: a provider closed while a runtime
+            # still routes to it must not fail every call until a restart.
+            log.warning("the client for %s was used after it was closed: reopening", self.host)
+            self.closed = False
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         wait = timeout_s if read_timeout_s is None else read_timeout_s
