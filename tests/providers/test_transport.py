@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bounded.config.schema import ProviderConfig
-from bounded.providers.transport import Upstream, UpstreamClosed, UpstreamTimeout
+from bounded.providers.transport import IDLE_RACE_S, Upstream, UpstreamClosed, UpstreamTimeout
 
 Handler = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -223,6 +223,77 @@ async def test_an_idle_connection_the_server_closed_is_not_used_again() -> None:
             await asyncio.sleep(0.05)  # the close reaches the client
         await upstream.aclose()
     assert server.connections == 3
+
+
+async def test_a_kept_alive_connection_closed_under_a_request_is_retried_once_anew() -> None:
+    """The race of a server's idle timeout: it closes a kept-alive connection (a reset, the
+    request unread) just as a request goes out on it. The request is sent again on a new
+    connection, and the caller gets its answer, not a 502 counted against the breaker."""
+
+    async def reset_the_second(
+        request: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if len(server.requests) == 2:
+            writer.transport.abort()  # RST, as a close with unread bytes sends
+            return
+        await answer(b"{}")(request, reader, writer)
+
+    async with serving(reset_the_second) as (server, port):
+        upstream = Upstream(f"http://127.0.0.1:{port}")
+        for _ in range(2):
+            async with await upstream.post("/x", b"{}", timeout_s=5) as resp:
+                assert await resp.read() == b"{}"
+            await asyncio.sleep(IDLE_RACE_S + 0.1)  # idle long enough to meet a server's timeout
+        await upstream.aclose()
+    assert server.connections == 2 and len(server.requests) == 3
+    # Reused straight after its last answer, it cannot have met an idle timeout: the reset
+    # is the server's own failure, which the router's retry policy handles. Not sent again.
+    async with serving(reset_the_second) as (server, port):
+        upstream = Upstream(f"http://127.0.0.1:{port}")
+        async with await upstream.post("/x", b"{}", timeout_s=5) as resp:
+            assert await resp.read() == b"{}"
+        with pytest.raises(UpstreamClosed):
+            await upstream.post("/x", b"{}", timeout_s=5)
+        await upstream.aclose()
+    assert len(server.requests) == 2
+
+
+async def test_a_new_connection_closed_under_a_request_is_not_sent_again() -> None:
+    """A server that resets a connection it has just accepted may have acted on the
+    request: that is an error for the router's own retry policy, never a silent resend."""
+
+    async def reset(
+        request: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.transport.abort()
+
+    async def half_then_reset(
+        request: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if len(server.requests) == 1:
+            await answer(b"{}")(request, reader, writer)
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-le")  # half a head
+        await writer.drain()
+        writer.transport.abort()
+
+    async with serving(reset) as (server, port):
+        upstream = Upstream(f"http://127.0.0.1:{port}")
+        with pytest.raises(UpstreamClosed):
+            async with await upstream.post("/x", b"{}", timeout_s=5) as resp:
+                await resp.read()
+        await upstream.aclose()
+    assert len(server.requests) == 1
+    # Reused, but part of an answer had come: the server acted on it. Not sent again.
+    async with serving(half_then_reset) as (server, port):
+        upstream = Upstream(f"http://127.0.0.1:{port}")
+        async with await upstream.post("/x", b"{}", timeout_s=5) as resp:
+            assert await resp.read() == b"{}"
+        await asyncio.sleep(IDLE_RACE_S + 0.1)
+        with pytest.raises(UpstreamClosed):
+            await upstream.post("/x", b"{}", timeout_s=5)
+        await upstream.aclose()
+    assert len(server.requests) == 2
 
 
 async def test_a_reply_that_never_comes_times_out_and_frees_its_slot() -> None:

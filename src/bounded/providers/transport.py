@@ -19,7 +19,10 @@ ones dropped after ``keepalive_s``), TLS with the system's trust store and the h
 name checked, responses framed by Content-Length, chunked or the connection's end, gzip
 and deflate undone, a total deadline or a deadline per read, and backpressure on streams
 (reading pauses past 256 KiB unread). A connection goes back to the pool only after its
-response was read to the end; a response given up half-read closes it.
+response was read to the end; a response given up half-read closes it. A request on a
+kept-alive connection that the server closes before a byte of its answer (the server's idle
+timeout passing as it went out) is sent once more on a new connection; nothing else is
+ever sent twice.
 
 Failures raise :class:`UpstreamClosed` (a ``ConnectionError``: refused, reset, closed
 before the response ended, a malformed response) or :class:`UpstreamTimeout` (a
@@ -45,6 +48,9 @@ from bounded.providers.transport_exchange import (
 log = logging.getLogger("bounded.providers")
 
 USER_AGENT = "bounded"
+# Idle at least this long, a kept-alive connection may meet the server's idle timeout (no
+# server's is shorter: gunicorn's 2 s, uvicorn's and Node's 5, nginx's 75).
+IDLE_RACE_S = 1.0
 
 
 def _check_header(name: str, value: str) -> None:
@@ -139,26 +145,44 @@ class Upstream:
             head = self._heads.get(path) or self._heads.setdefault(
                 path, _head(self._prefix + path, self._fixed)
             )
+        request = head + b"content-length: %d\r\n\r\n" % len(body) + body
         conn = await self._acquire(loop, wait)
-        return await conn.exchange(
-            head + b"content-length: %d\r\n\r\n" % len(body) + body,
-            deadline,
-            read_timeout_s,
-        )
+        try:
+            return await conn.exchange(request, deadline, read_timeout_s)
+        except UpstreamClosed:
+            if conn.idle_for < IDLE_RACE_S or conn.heard:
+                raise
+        # A connection idle a while, closed under this request before any byte of an
+        # answer: the server's idle timeout passed as the request went out (uvicorn's and
+        # Node's are 5 s), so the server never read it. Once more, on a new connection.
+        # Under load such closes come in batches (the server's timers run late, together),
+        # and each would count against the deployment's breaker (seen: 100 concurrent calls
+        # failed, the breaker open for all that followed). A new connection, or one reused
+        # straight after its last answer, that fails is never sent again here: that server
+        # may have read the request.
+        log.debug("%s closed a kept-alive connection under a request: sent again", self.host)
+        conn = await self._acquire(loop, wait, fresh=True)
+        return await conn.exchange(request, deadline, read_timeout_s)
 
     async def _acquire(
-        self, loop: asyncio.AbstractEventLoop, timeout_s: float | None
+        self, loop: asyncio.AbstractEventLoop, timeout_s: float | None, fresh: bool = False
     ) -> Connection:
+        """A connection for one exchange: an idle one, or a new one (``fresh``: only that)."""
         if loop is not self._loop:  # connections belong to the loop that opened them
             self._drop_all()
             self._loop = loop
         oldest = loop.time() - self.keepalive_s
-        while self._idle:
+        while self._idle and not fresh:
             conn = self._idle.pop()
             if conn.reusable(oldest):
+                conn.idle_for = loop.time() - conn.idle_since
                 return conn
             conn.close()
             self._lost(conn)
+        if fresh and self._open >= self.max_connections and self._idle:
+            stale = self._idle.pop(0)  # the longest idle makes room for the new one
+            stale.close()
+            self._lost(stale)
         while self._open >= self.max_connections:
             waiter: asyncio.Future[Connection | None] = loop.create_future()
             self._waiting.append(waiter)
@@ -169,7 +193,7 @@ class Upstream:
                     f"all {self.max_connections} connections to {self.host} stayed busy"
                 ) from None
             if handed is not None and not handed.closing():
-                return handed
+                return handed  # it has just carried a whole response: not a stale one
             if handed is not None:  # closed by the server since it was handed over
                 self._lost(handed)
         self._open += 1

@@ -49,6 +49,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.keep_alive = True
         self.idle_since = 0.0
+        self.idle_for = 0.0  # how long it waited in the pool before this exchange
+        self.heard = False  # any byte of the current exchange's response arrived
         self._parser = httptools.HttpResponseParser(self)
         self._response: Response | None = None
 
@@ -67,6 +69,7 @@ class Connection(asyncio.Protocol):
     ) -> Response:
         assert self.transport is not None
         resp = self._response = Response(self, self.pool.loop(), deadline, read_timeout_s)
+        self.heard = False
         self.transport.write(request)
         try:
             await resp.wait_head()
@@ -81,6 +84,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self.heard = True
         resp = self._response
         if resp is None:  # bytes while idle: nothing may follow a finished response
             self.keep_alive = False
@@ -142,6 +146,7 @@ class Connection(asyncio.Protocol):
     def done(self) -> None:
         """The response was read to its end (the parser is ready for the next one)."""
         self._response = None
+        self.idle_for = 0.0  # until the pool says how long it waited (a handover: none)
         self.pool.release(self)
 
     def abandon(self) -> None:
