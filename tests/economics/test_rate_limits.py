@@ -8,6 +8,7 @@ retry-after it was given gets in.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from importlib.util import find_spec
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bounded.economics.accountant import reset_duration
 from tests.conftest import ADMIN_KEY
 
 pytestmark = [
@@ -79,7 +81,9 @@ async def test_requests_per_minute_refuse_then_admit_after_retry_after(
                 )
                 assert r.headers["x-ratelimit-limit-requests"] == str(rpm)
                 assert r.headers["x-ratelimit-remaining-requests"] == "0"
-                assert r.headers["x-ratelimit-reset-requests"].endswith("s")
+                # OpenAI's spelling (Go durations): the SDKs' and proxies' parsers read it.
+                reset = r.headers["x-ratelimit-reset-requests"]
+                assert re.fullmatch(r"\d+ms|(\d+m)?\d+(\.\d{1,3})?s", reset), reset
             wait = max(int(r.headers["retry-after"]) for r in refused)
             assert 1 <= wait <= 60 // rpm
 
@@ -159,3 +163,9 @@ async def test_deployment_limit_falls_back_to_the_next_target(gateway_factory: A
     assert error["code"] == "rate_limit_exceeded"
     assert "2 requests per minute for deployment:primary" in error["message"]
     assert 1 <= int(pinned.headers["retry-after"]) <= 30
+
+
+def test_reset_waits_are_spelled_as_openai_spells_them() -> None:
+    assert [reset_duration(s) for s in (0, 6e-7, 0.012, 1, 17.5, 60, 77.142, 360)] == [
+        "0s", "1ms", "12ms", "1s", "17.5s", "1m0s", "1m17.142s", "6m0s",
+    ]  # fmt: skip

@@ -212,8 +212,22 @@ def ratelimit_headers(unit: str, limit: int, remaining: float, reset_s: float) -
     return {
         limit_name: str(limit),
         remaining_name: str(math.floor(remaining)) if remaining > 0 else "0",
-        reset_name: f"{reset_s:.3g}s",
+        reset_name: reset_duration(reset_s),
     }
+
+
+def reset_duration(seconds: float) -> str:
+    """A wait as OpenAI spells it in ``x-ratelimit-reset-*``: ``0s``, ``12ms``, ``17.5s``,
+    ``1m0s`` (Go's duration format, to the millisecond, rounded up: a client that waits
+    that long finds the bucket full). A float's own spelling (``6e-07s``) broke the parsers
+    clients use for OpenAI's headers."""
+    ms = math.ceil(seconds * 1000) if seconds > 0 else 0
+    if ms < 1000:
+        return f"{ms}ms" if ms else "0s"
+    minutes, ms = divmod(ms, 60_000)
+    whole, frac = divmod(ms, 1000)
+    secs = f"{whole}.{frac:03d}".rstrip("0") + "s" if frac else f"{whole}s"
+    return f"{minutes}m{secs}" if minutes else secs
 
 
 _HEADER_NAMES = {
