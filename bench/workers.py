@@ -83,6 +83,8 @@ def endpoints(procs: Processes, args: argparse.Namespace) -> list[Endpoint]:
         server: dict[str, Any] = {"server": {"workers": n}}
         if args.no_telemetry:
             server["telemetry"] = {"enabled": False}
+        elif args.trace_all:
+            server["telemetry"] = {"max_traces_per_s": None}
         out.append(
             Endpoint(
                 f"bounded_w{n}",
@@ -355,6 +357,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--no-telemetry",
         action="store_true",
         help="every bounded with telemetry.enabled: false (what scaling is without traces)",
+    )
+    p.add_argument(
+        "--trace-all",
+        action="store_true",
+        help="every bounded traces every request (telemetry.max_traces_per_s: null; the"
+        " default stores 100 traces a second per worker, then only failures)",
     )
     p.add_argument(
         "--client",

@@ -216,6 +216,48 @@ def test_a_shadow_release_shows_both_answers_to_each_request(
             assert "text not stored" not in page.text
 
 
+def test_past_the_trace_rate_a_shadow_copy_is_traced_as_its_live_request_was(
+    upstream: FaultyUpstream, tmp_path: Path, store_url: str
+) -> None:
+    """``telemetry.max_traces_per_s``: a pair is both arms' traces or neither's, never a
+    candidate's answer with nothing to compare it to."""
+    upstream.always("m", by_prompt({STABLE: 0, CANDIDATE: 0}))
+    data = {**config(upstream.base_url, UNDECIDED), "telemetry": {"max_traces_per_s": 2}}
+    path = write(tmp_path, data, store_url)
+    with gateway(data, store_url) as (url, gw, db), api(url) as client:
+        version = push_candidate(db)
+        started = cli(path, "start", "extract", "--candidate", str(version), "--shadow", "100%")
+        assert started.exit_code == 0, started.output
+        sent = []
+        for i in range(8):
+            if i == 4:  # the allowance spent, half a second brings back one request's worth
+                time.sleep(0.6)
+            raw = client.chat.completions.with_raw_response.create(
+                model="extract",
+                messages=[{"role": "user", "content": "total?"}],
+                extra_headers={"x-bounded-session": f"user-{i}"},
+            )
+            sent.append(raw.headers["x-bounded-trace-id"])
+        deadline = time.monotonic() + 10
+        while db.execute("SELECT COUNT(*) AS n FROM ledger WHERE arm = 'shadow'")[0]["n"] < 8:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.2)  # the last copy closes (and queues its trace) after its ledger row
+        assert gw.telemetry.flush()
+        traces = open_trace_store(trace_store_url(store_url), create=False)
+        assert traces is not None
+        arms = {t: set() for t in sent}
+        for row in traces.execute(
+            "SELECT trace_id, arm FROM traces WHERE arm IN ('stable', 'shadow')"
+        ):
+            arms[row["trace_id"]].add(row["arm"])
+        traces.close()
+    paired = [t for t, got in arms.items() if got == {"stable", "shadow"}]
+    assert paired, "the first requests are within the rate"
+    assert len(paired) < len(sent), "the rest are past it"
+    assert all(got in (set(), {"stable", "shadow"}) for got in arms.values()), arms
+
+
 def test_where_the_policy_stores_no_text_the_pairs_have_metrics_and_say_why(
     upstream: FaultyUpstream, tmp_path: Path, store_url: str
 ) -> None:

@@ -136,6 +136,9 @@ class Call:
     recorded: bool = False
     streaming: bool = False  # a stream's body has started
     spans: Any = None  # telemetry: the request's span recorder, shared by its forks
+    # False when the request was past telemetry.max_traces_per_s: its shadow copy, which
+    # begins a trace of its own under the same id, is then past it too.
+    trace_kept: bool = True
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
     _closed: bool = False
 

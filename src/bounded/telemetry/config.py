@@ -2,6 +2,7 @@
 
     telemetry:
       sample_ratio: 1.0                 # share of requests traced (metrics count them all)
+      max_traces_per_s: 100             # per worker; past it only failures are traced
       otlp_endpoint: http://collector:4318/v1/traces   # also export, OTLP HTTP/protobuf
       trace_retention_days: 30
     features:
@@ -31,6 +32,14 @@ class TelemetryConfig(_Frozen):
     traces: bool = Field(True, description="record traces in the store (metrics regardless)")
     sample_ratio: float = Field(
         1.0, ge=0, le=1, description="share of requests traced, decided by trace id"
+    )
+    max_traces_per_s: float | None = Field(
+        100.0,
+        gt=0,
+        description="traces each worker stores per second at most (a second's worth may be "
+        "saved up); past it a request is counted in the metrics but not traced, unless it "
+        "fails (failures have an allowance of their own, as large) or its client sent its "
+        "own x-bounded-trace-id. null: every request sampled is traced",
     )
     otlp_endpoint: str | None = Field(
         None, description="an OTLP HTTP/protobuf traces URL, e.g. http://host:4318/v1/traces"

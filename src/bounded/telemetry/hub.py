@@ -22,10 +22,15 @@ import time
 from typing import Any
 
 from bounded.economics.ledger import to_e10
-from bounded.telemetry.attributes import attempt_attributes, request_model, root_attributes
+from bounded.telemetry.attributes import (
+    attempt_attributes,
+    operation_name,
+    request_model,
+    root_attributes,
+)
 from bounded.telemetry.config import TelemetryConfig, stores_text
 from bounded.telemetry.metrics import Metrics
-from bounded.telemetry.spans import Recorder, Span
+from bounded.telemetry.spans import PerSecond, Recorder, Span, since
 from bounded.telemetry.store import TraceRecord, TraceWriter, trace_store_url
 
 log = logging.getLogger("bounded.telemetry")
@@ -48,6 +53,9 @@ class Telemetry:
                 headers=dict(config.otlp_headers),
             )
         self.writer = TraceWriter(self.url, export=self.export)
+        # telemetry.max_traces_per_s, this process's share: requests, and failures past it.
+        self._rate = PerSecond()
+        self._failures = PerSecond()
         # Metrics are counted the same way, after the response; a scrape flushes first.
         self.metrics.defer = self.writer.put
         self.metrics.before_render = self.writer.flush
@@ -56,6 +64,21 @@ class Telemetry:
         target = getattr(call, "target", None)
         feature = None if target is None else target.feature
         return feature is not None and stores_text(feature.risk_tier, feature.telemetry)
+
+    def within_rate(self, call: Any, rate: float | None) -> bool:
+        """May this sampled request be traced (``max_traces_per_s``)? A client that sent
+        its own ``x-bounded-trace-id`` asked for this trace: yes, whatever the rate."""
+        if rate is None or self._rate.take(rate):
+            return True
+        return bool(call.request.headers.get("x-bounded-trace-id") == call.trace_id)
+
+    def late_failure(self, call: Any) -> Recorder | None:
+        """A root-only recorder for a request past the rate that failed, within the
+        failures' own allowance (None past that too)."""
+        rate = call.runtime.config.telemetry.max_traces_per_s
+        if rate is not None and not self._failures.take(rate):
+            return None
+        return since(call.trace_id, operation_name(call), call.started)
 
     def finish(self, call: Any, rec: Recorder | None) -> None:
         """The call is done: its root span ends now. Naming, attributing and counting it
@@ -98,6 +121,8 @@ class Telemetry:
             error = error or rec.reply.get("error") or _first_error(rec)
         if error is not None:
             root.attributes["error.type"] = error
+        if rec.reply.get("partial"):
+            root.attributes["bounded.trace.partial"] = True
         attrs = root.attributes
         target = getattr(call, "target", None)
         feature = target.name if target is not None and target.feature is not None else None

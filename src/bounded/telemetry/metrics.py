@@ -116,6 +116,11 @@ class Metrics:
             "bounded_budget_spend_usd", "Spend charged against each budget", ("scope", "period"),
             registry=r,
         )  # fmt: skip
+        self.traces_skipped = Counter(
+            "bounded_traces_skipped",
+            "Requests counted but not traced: past telemetry.max_traces_per_s",
+            registry=r,
+        )
         self.cache = Counter(
             "bounded_cache_lookups", "Cache lookups by result", ("feature", "result"), registry=r
         )

@@ -189,6 +189,47 @@ class Recorder:
 AttemptSpans = Callable[[Recorder, Span, Any], None]  # (recorder, route span, its call)
 
 
+# A call's ``spans`` when it gets no recorder: not sampled (``sample_ratio``, or traces off),
+# or sampled but past ``max_traces_per_s`` (then traced after all if it fails: ``since``).
+NOT_TRACED = Recorder.__new__(Recorder)
+OVER_RATE = Recorder.__new__(Recorder)
+
+
+def since(trace_id: str, name: str, started: float) -> Recorder:
+    """A recorder begun after the fact, its root span starting at ``started`` (a
+    ``perf_counter()`` reading): a request past the rate that failed is traced by its
+    root span alone."""
+    rec = Recorder(trace_id, name)
+    rec.root.start_ns = int(started * 1e9)  # perf_counter and perf_counter_ns: one clock
+    rec.reply["partial"] = True  # the root says so: bounded.trace.partial
+    return rec
+
+
+class PerSecond:
+    """A token bucket for ``max_traces_per_s``: ``rate`` takes a second, and at most a
+    second's worth (at least one) saved up while fewer came. One per worker process."""
+
+    __slots__ = ("_at", "_level", "_rate")
+
+    def __init__(self) -> None:
+        self._rate = self._level = self._at = 0.0
+
+    def take(self, rate: float) -> bool:
+        now = time.monotonic()
+        if rate != self._rate:  # the first call, or a reload changed it: start full
+            self._rate, self._level, self._at = rate, max(rate, 1.0), now
+        level = self._level + (now - self._at) * rate
+        cap = rate if rate > 1.0 else 1.0
+        if level > cap:
+            level = cap
+        self._at = now
+        if level >= 1.0:
+            self._level = level - 1.0
+            return True
+        self._level = level
+        return False
+
+
 def error_type(exc: BaseException) -> str:
     """``error.type``: bounded's code for its own errors, else the class name."""
     code = getattr(exc, "kind", None) or getattr(exc, "code", None)

@@ -13,7 +13,13 @@ per upstream attempt, from the router's own timings (built after the response, a
 cascade step) share the recorder, so their stages nest under the validate span.
 
 A request that is not sampled gets no recorder spans at all (one attribute read per
-stage), but is still counted in the metrics when it finishes.
+stage), but is still counted in the metrics when it finishes. Nor does one sampled past
+``max_traces_per_s`` (a token bucket per worker), unless it fails: then its root span is
+traced when it ends, from the call (``bounded.trace.partial``), within an allowance of
+failures as large. A client's own ``x-bounded-trace-id`` is traced whatever the rate.
+Why a rate and not only a ratio: tracing every request was over a third of a loaded worker's
+CPU, and a trace store taking every request of a busy gateway grows by gigabytes an hour;
+a gateway under a hundred requests a second per worker still traces every one.
 """
 
 from __future__ import annotations
@@ -24,12 +30,17 @@ from typing import TYPE_CHECKING
 from bounded.gateway.call import Call, Json, Next, Pipeline, Reply, Stage
 from bounded.gateway.streams import closing
 from bounded.telemetry.attributes import operation_name
-from bounded.telemetry.spans import Recorder, Span, error_type, sampled
+from bounded.telemetry.spans import (
+    NOT_TRACED,
+    OVER_RATE,
+    Recorder,
+    Span,
+    error_type,
+    sampled,
+)
 
 if TYPE_CHECKING:
     from bounded.telemetry.hub import Telemetry
-
-_UNSAMPLED = Recorder.__new__(Recorder)  # a marker: the call is counted, not traced
 
 
 def traced(pipeline: Pipeline, telemetry: Telemetry) -> Pipeline:
@@ -67,7 +78,7 @@ class Traced:
         began = rec is None
         if rec is None:
             rec = self._begin(call)
-        if rec is _UNSAMPLED:
+        if rec is NOT_TRACED or rec is OVER_RATE:
             if not self._first:
                 return self.stage(call, next)
             return self._unsampled_first(call, next)
@@ -113,6 +124,12 @@ class Traced:
             return await self.stage(call, next)
         except BaseException as exc:
             self._refused(call, exc)
+            if call.spans is OVER_RATE:
+                late = self._telemetry.late_failure(call)
+                if late is not None:
+                    late.reply["status"] = getattr(exc, "status", 500)
+                    late.reply["error"] = error_type(exc)
+                    call.spans = late
             raise
 
     async def _awaited(self, call: Call, next: Next, rec: Recorder) -> Reply:
@@ -144,13 +161,31 @@ class Traced:
     def _begin(self, call: Call) -> Recorder:
         telemetry = self._telemetry
         config = call.runtime.config.telemetry
-        if config.traces and sampled(call.trace_id, config.sample_ratio):
+        if not config.traces or not sampled(call.trace_id, config.sample_ratio):
+            rec = NOT_TRACED
+        elif call.trace_kept and (
+            # A shadow copy follows its live request, whose trace it pairs with.
+            call.arm == "shadow" or telemetry.within_rate(call, config.max_traces_per_s)
+        ):
             rec = Recorder(call.trace_id, operation_name(call))
         else:
-            rec = _UNSAMPLED
+            rec = OVER_RATE
+            call.trace_kept = False
         call.spans = rec
-        call.on_close(lambda: telemetry.finish(call, None if rec is _UNSAMPLED else rec))
+        call.on_close(lambda: telemetry.finish(call, _kept(call, telemetry)))
         return rec
+
+
+def _kept(call: Call, telemetry: Telemetry) -> Recorder | None:
+    """The recorder to finish when the call closes: its own, a late one for a request past
+    the rate that failed without raising (a stream cut short), or none."""
+    rec = call.spans
+    if rec is OVER_RATE:
+        late = telemetry.late_failure(call) if call.status >= 400 or call.error_class else None
+        if late is None:
+            telemetry.metrics.traces_skipped.inc()
+        return late
+    return None if rec is NOT_TRACED or rec is None else rec
 
 
 def _failed(span: Span, exc: BaseException) -> None:
