@@ -45,16 +45,13 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import codecs
 import functools
 import importlib.util
-import json
 import os
 import random
 import threading
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from bounded.config.schema import ProviderConfig
@@ -63,6 +60,7 @@ from bounded.providers.base import ChatRequest, EmbeddingResult, Json
 from bounded.providers.llama_params import without_extra_buffers
 from bounded.providers.local_embed import DIMENSIONS as EMBEDDING_DIMENSIONS
 from bounded.providers.local_embed import INSTALL_HINT, MODEL_NAME, MiniLMEmbedder
+from bounded.providers.local_sampling import Loaded, sample
 from bounded.providers.local_wire import Chunks, Options, Outcome, completion_body, parse_body
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -82,13 +80,6 @@ def default_model_path() -> str:
     return os.path.join(next(iter(spec.submodule_search_locations)), DEFAULT_GGUF)
 
 
-@dataclass(slots=True)
-class _Loaded:
-    llm: Any
-    render: Callable[..., Any]
-    is_eog: Callable[[int], bool]
-
-
 class LocalProvider:
     """Provider kind ``local``: llama.cpp chat and ONNX MiniLM embeddings, in-process."""
 
@@ -103,7 +94,7 @@ class LocalProvider:
         self._n_ctx = config.n_ctx
         # llama.cpp scales with cores; threads beyond them only contend.
         self._n_threads = config.n_threads or max(1, min(8, os.cpu_count() or 1))
-        self._model: _Loaded | None = None
+        self._model: Loaded | None = None
         self._chat_pool: ThreadPoolExecutor | None = None
         self._embed_pool: ThreadPoolExecutor | None = None
         self._embedder = MiniLMEmbedder()
@@ -259,14 +250,14 @@ class LocalProvider:
             self._chat_pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-llama")
         return self._chat_pool
 
-    def _load(self) -> _Loaded:
+    def _load(self) -> Loaded:
         model = self._model
         if model is not None:
             return model
         with self._model_lock:
             return self._model or self._load_locked()
 
-    def _load_locked(self) -> _Loaded:
+    def _load_locked(self) -> Loaded:
         try:
             import llama_cpp
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -293,7 +284,7 @@ class LocalProvider:
         )
         template = llm.metadata.get("tokenizer.chat_template") or _CHATML
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        self._model = _Loaded(
+        self._model = Loaded(
             llm,
             Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos),
             functools.partial(llama_cpp.llama_vocab_is_eog, vocab),
@@ -311,7 +302,7 @@ class LocalProvider:
         with self._model_lock:
             return len(self._prompt(self._model or self._load_locked(), opts))
 
-    def _prompt(self, model: _Loaded, opts: Options) -> list[int]:
+    def _prompt(self, model: Loaded, opts: Options) -> list[int]:
         """The prompt's tokens: the messages through the chat template, then the tokenizer.
         Generation and :meth:`count_prompt_tokens` both use this, so their counts agree."""
         try:
@@ -347,84 +338,8 @@ class LocalProvider:
             on_start(len(prompt))
         model.llm.set_seed(opts.seed if opts.seed is not None else random.getrandbits(32))
         try:
-            return _sample(model, prompt, limit, opts, stop, on_text)
+            return sample(model, prompt, limit, opts, stop, on_text)
         except ProviderError:
             raise
         except Exception as exc:  # llama.cpp decode failures surface as RuntimeError
             raise Unavailable(f"local generation failed: {exc}", deployment=self.name) from exc
-
-
-def _sample(
-    model: _Loaded,
-    prompt: list[int],
-    limit: int,
-    opts: Options,
-    stop: threading.Event,
-    on_text: Callable[[str], None] | None,
-) -> Outcome:
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    stops = _StopText(opts.stop)
-    parts: list[str] = []
-    count, finish = 0, "length"
-
-    def out(text: str) -> None:
-        if text:
-            parts.append(text)
-            if on_text:
-                on_text(text)
-
-    tokens = model.llm.generate(prompt, grammar=_grammar(opts.schema), **opts.sampling)
-    try:
-        for token in tokens:
-            if stop.is_set() or model.is_eog(token):
-                finish = "stop"
-                break
-            count += 1
-            text, hit = stops.feed(decoder.decode(model.llm.detokenize([token])))
-            out(text)
-            if hit:
-                finish = "stop"
-                break
-            if count >= limit:
-                break
-    finally:
-        tokens.close()
-    if not stops.hit:
-        out(stops.flush() + decoder.decode(b"", final=True))
-    return Outcome("".join(parts), finish, len(prompt), count)
-
-
-class _StopText:
-    """OpenAI ``stop`` strings: cut at the first one; hold back text that may begin one."""
-
-    def __init__(self, stops: list[str]):
-        self.stops = [s for s in stops if s]
-        self.held = ""
-        self.hit = False
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        buf = self.held + text
-        found = [buf.find(s) for s in self.stops if s in buf]
-        if found:
-            self.held, self.hit = "", True
-            return buf[: min(found)], True
-        keep = max(
-            (k for s in self.stops for k in range(1, len(s)) if buf.endswith(s[:k])), default=0
-        )
-        self.held = buf[len(buf) - keep :]
-        return buf[: len(buf) - keep], False
-
-    def flush(self) -> str:
-        held, self.held = self.held, ""
-        return held
-
-
-def _grammar(schema: dict[str, Any] | None) -> Any:
-    if schema is None:
-        return None
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    try:
-        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-    except Exception:  # the converter rejects some features (e.g. remote $ref): any object
-        return LlamaGrammar.from_json_schema('{"type": "object"}', verbose=False)
