@@ -36,6 +36,7 @@ from bounded.gateway.stages.resolve import Resolve, ResolveEmbedding
 from bounded.gateway.stages.route import Route, RouteEmbeddings
 from bounded.gateway.stages.settle import Settle
 from bounded.gateway.stages.validate import Validate
+from bounded.gateway.whole_response import JsonAnswer
 
 
 def chat_pipeline(
@@ -78,11 +79,11 @@ def embeddings_pipeline(auth: Authenticator, meter: Meter) -> Pipeline:
 
 def endpoint(
     pipeline: Pipeline, runtime: Callable[[], Runtime], operation: str
-) -> Callable[[Request], Awaitable[Response]]:
+) -> Callable[[Request], Awaitable[Response | JsonAnswer]]:
     """An endpoint that runs ``pipeline`` on the runtime current when a request starts
     (a reload swaps the runtime; a request keeps the one it started on)."""
 
-    async def handle(request: Request) -> Response:
+    async def handle(request: Request) -> Response | JsonAnswer:
         return await run(pipeline, Call.begin(request, runtime(), operation))
 
     return handle

@@ -34,9 +34,14 @@ from typing import Any, ClassVar
 
 import httptools
 import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from bounded.config.schema import ServerConfig
+from bounded.gateway.whole_response import EXTENSION, WholeResponseCycle
 
 
 def protocol_for(server: ServerConfig) -> type[LimitedHttpToolsProtocol]:
@@ -99,6 +104,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if not 0 <= self._head_bytes <= self._max_value:
             self._check_values()
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and type(cycle) is RequestResponseCycle:
+            # This request's cycle, made just now; its app has not run yet (its task starts
+            # on a later turn of the loop). It learns one more message, and the app is told.
+            cycle.__class__ = WholeResponseCycle
+            self.scope["extensions"] = {EXTENSION: {}}
 
     def on_message_complete(self) -> None:
         self._in_body = False

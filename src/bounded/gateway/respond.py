@@ -19,6 +19,7 @@ from bounded.economics.spend import usd
 from bounded.errors import BoundedError, ProviderError
 from bounded.gateway.call import Call, Json, Pipeline, Reply
 from bounded.gateway.streams import closing
+from bounded.gateway.whole_response import JsonAnswer
 from bounded.providers.sse import DONE, encode_event
 
 log = logging.getLogger("bounded.gateway")
@@ -26,7 +27,7 @@ log = logging.getLogger("bounded.gateway")
 JSON = "application/json"
 
 
-async def run(pipeline: Pipeline, call: Call) -> Response:
+async def run(pipeline: Pipeline, call: Call) -> Response | JsonAnswer:
     """Run the request path for ``call`` and answer; the call is closed when the
     response is done (for a stream, when its last byte is sent or the client left)."""
     try:
@@ -44,11 +45,11 @@ async def run(pipeline: Pipeline, call: Call) -> Response:
     return _CallStream(call, _events(call, reply.chunks))
 
 
-def json_response(call: Call, reply: Reply) -> Response:
+def json_response(call: Call, reply: Reply) -> JsonAnswer:
     headers = headers_for(call)
     if call.recorded:
         headers["x-bounded-cost-usd"] = usd(call.cost)
-    return Response(orjson.dumps(reply.body), media_type=JSON, headers=headers)
+    return JsonAnswer(orjson.dumps(reply.body), headers)
 
 
 def headers_for(call: Call) -> dict[str, str]:

@@ -1,0 +1,123 @@
+"""A JSON answer sent in one write: its head and body built as bytes, one ASGI message.
+
+    return JsonAnswer(orjson.dumps(body), {"x-bounded-trace-id": trace_id}, status=200)
+
+Why: the chat endpoint's answer carries about a dozen headers (content type and length, the
+trace id, the route, attempts, cost, and six ``x-ratelimit-*`` with a rate limit). Through
+Starlette's ``Response`` and uvicorn's ``send`` each header is lower-cased and encoded by the
+one and searched with two regular expressions by the other, and the head and the body leave
+in two writes. Counted with callgrind (``bench/instructions.py``), the six rate-limit headers
+alone cost about 50k instructions a request, a third of all that economics added.
+
+The protocol (:mod:`bounded.gateway.protocol`) advertises an ASGI extension,
+``bounded.whole_response``, in the scope of every request it serves; an app that finds it
+may answer with one message instead of ``http.response.start`` and ``http.response.body``::
+
+    {"type": "bounded.whole_response", "status": 200,
+     "head": b"name: value\\r\\n...", "body": b"..."}
+
+``head`` is the response's header lines, checked by the sender (:class:`JsonAnswer` checks
+every name and every value against the characters uvicorn refuses, in two searches for all of
+them); the cycle adds uvicorn's default headers (``date``, ``server``), ``content-length``
+and, on a connection that will close, ``connection: close``, and writes head and body at
+once. Without the extension (another ASGI server, an in-process test client)
+:class:`JsonAnswer` sends the two standard messages, with the same headers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+EXTENSION = "bounded.whole_response"
+JSON = "application/json"
+# uvicorn's HEADER_RE and HEADER_VALUE_RE, for text: a name is a token; a value has no control
+# character but tab (so values joined by tabs are checked in one search).
+_BAD_NAME = re.compile('[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
+_BAD_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class JsonAnswer:
+    """An ASGI response: a JSON body, its status and headers (names in lower case)."""
+
+    __slots__ = ("body", "headers", "status_code")
+
+    def __init__(self, body: bytes, headers: dict[str, str], status_code: int = 200):
+        self.body = body
+        self.headers = headers
+        self.status_code = status_code
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = self.headers
+        # Every name concatenated is a token only if each one is; values joined by tabs.
+        if _BAD_NAME.search("".join(headers)) or _BAD_VALUE.search("\t".join(headers.values())):
+            raise RuntimeError("Invalid HTTP header name or value.")
+        extensions = scope.get("extensions")
+        if extensions and EXTENSION in extensions:
+            head = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+            await send(
+                {
+                    "type": EXTENSION,
+                    "status": self.status_code,
+                    "head": f"content-type: {JSON}\r\n{head}".encode("latin-1"),
+                    "body": self.body,
+                }
+            )
+            return
+        raw = [(b"content-type", JSON.encode())]
+        raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": self.status_code, "headers": raw})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+class WholeResponseCycle(RequestResponseCycle):
+    """uvicorn's request cycle, plus the ``bounded.whole_response`` message.
+
+    The protocol turns each cycle into one of these before its app runs (the class adds no
+    state, only this branch of ``send``); every other message is uvicorn's own."""
+
+    async def send(self, message: Any) -> None:
+        if message["type"] != EXTENSION:
+            await super().send(message)
+            return
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        if self.response_started:
+            raise RuntimeError(f"Unexpected ASGI message '{EXTENSION}' after the response started.")
+        status, body = message["status"], message["body"]
+        if status < 200 or status in (204, 304):
+            raise RuntimeError(f"'{EXTENSION}' is for responses with a body, not {status}.")
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        if self.access_log:  # as uvicorn logs it (bounded serve turns it off)
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(self.scope),
+                self.scope["method"],
+                get_path_with_query_string(self.scope),
+                self.scope["http_version"],
+                status,
+            )
+        parts = [STATUS_LINE[status]]
+        for name, value in self.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (message["head"], b"content-length: %d\r\n" % len(body))
+        if not self.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        if self.scope["method"] != "HEAD":
+            parts.append(body)
+        self.chunked_encoding = False
+        self.expected_content_length = 0
+        self.transport.write(b"".join(parts))
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
