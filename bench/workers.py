@@ -17,7 +17,10 @@ only) and ``litellm_wN``. It prints, from the same run:
 * where the cores went in each endpoint's blocks: the server's tree, the load client, the
   stand-in, everything else (the kernel's network work, other processes) and idle time (all
   cores, from /proc/stat);
-* scaling: ``bounded_wN / bounded_w1`` requests/s, and LiteLLM's the same;
+* scaling: ``bounded_wN / bounded_w1`` requests/s, and LiteLLM's the same; beside it the
+  ceiling this machine puts on it (``ceiling_wN_cC_rps_ratio``): what N workers could reach
+  if each request cost them no more CPU than it costs one worker, on the cores the load
+  client and the stand-in leave, at their measured CPU per request;
 * economics on against off per worker count: the added median of sequential keep-alive
   requests (``bounded_wN - noecon_wN``) and the requests/s ratio at each concurrency;
 * bounded against LiteLLM at each worker count and concurrency (requests/s ratio);
@@ -229,6 +232,7 @@ def figures(
             if f"noecon_w{n}" in names:
                 out[f"economics_w{n}_c{c}_rps_ratio"] = ratio(rps, out[f"noecon_w{n}_c{c}_rps"])
             out[f"scaling_w{n}_c{c}_rps_ratio"] = ratio(rps, out[f"bounded_w{first}_c{c}_rps"])
+            out[f"ceiling_w{n}_c{c}_rps_ratio"] = ceiling(out, n, first, c)
             if f"compare_w{n}" in names:
                 b_rps = out[f"compare_w{n}_c{c}_rps"]
                 out[f"compare_scaling_w{n}_c{c}_rps_ratio"] = ratio(
@@ -261,6 +265,26 @@ def figures(
         "prefill": args.prefill,
     }
     return out
+
+
+def ceiling(out: dict[str, Any], workers: int, first: int, c: int) -> float | None:
+    """The most ``workers`` workers could serve over ``first`` on this machine, if they cost
+    no more CPU per request than ``first`` do (no coordination at all): the cores left by
+    the load client and the stand-in, at their own measured CPU per request, bound it.
+
+    ``first``'s requests/s R1 at s1 µs of server CPU per request, with the client and the
+    stand-in at c µs per request: N workers, each as cheap as ``first``, serve at most
+    ``min(N / first x R1, cores / (s1 + c))``; divided by R1, the ceiling on the ratio. The
+    kernel's own network work is left out, so the true ceiling is lower still."""
+    base = f"bounded_w{first}_c{c}"
+    r1, s1 = out.get(f"{base}_rps"), out.get(f"{base}_cpu_us_per_req")
+    client = out.get(f"{base}_client_cpu_us_per_req") or 0.0
+    standin = out.get(f"{base}_standin_cpu_us_per_req") or 0.0
+    if not r1 or not s1:
+        return None
+    cores = os.cpu_count() or 1
+    best = min(workers / first * r1, cores / ((s1 + client + standin) / 1e6))
+    return _r(best / r1, 3)
 
 
 def report(eps: list[Endpoint], out: dict[str, Any], args: argparse.Namespace) -> None:
