@@ -25,6 +25,7 @@ HEADERS = {
     "ok": {"x-bounded-trace-id": "6b15de20", "x-ratelimit-remaining-requests": "7"},
     "bad-value": {"x-note": "fine\r\nset-cookie: session=stolen"},
     "bad-name": {"x note": "1"},
+    "odd-but-valid": {"x-note": "a\tb caf\u00e9", "x-odd_name~1": "ok"},
 }
 
 
@@ -99,10 +100,20 @@ def test_head_has_the_length_but_no_body(server: tuple[str, str]) -> None:
     conn.close()
 
 
+def test_tabs_latin_1_and_odd_token_characters_pass(server: tuple[str, str]) -> None:
+    _, url = server
+    conn = connect(url)
+    conn.request("POST", "/odd-but-valid", body=b"{}")
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 200
+    assert response.getheader("x-note") == "a\tb caf\u00e9"  # http.client reads latin-1
+    assert response.getheader("x-odd_name~1") == "ok"
+    conn.close()
+
+
 @pytest.mark.parametrize("path", ["/bad-value", "/bad-name"])
-def test_a_header_that_would_split_the_head_is_refused(
-    server: tuple[str, str], path: str
-) -> None:
+def test_a_header_that_would_split_the_head_is_refused(server: tuple[str, str], path: str) -> None:
     _, url = server
     conn = connect(url)
     conn.request("POST", path, body=b"{}")
@@ -112,3 +123,15 @@ def test_a_header_that_would_split_the_head_is_refused(
     assert response.getheader("set-cookie") is None
     assert response.getheader("x-note") is None
     conn.close()
+
+
+def test_checks_every_byte_as_uvicorn_does() -> None:
+    from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE
+
+    from bounded.gateway.whole_response import _valid
+
+    for byte in range(256):
+        char = chr(byte)  # latin-1: one character per byte
+        assert _valid({f"x-{char}": "v"}) == (not HEADER_RE.search(b"x-" + bytes([byte])))
+        assert _valid({"x-n": f"a{char}b"}) == (not HEADER_VALUE_RE.search(bytes([byte])))
+    assert _valid({"x-a": "1", "x-b": "2"}) and not _valid({"x-a": "1", "x-b": "2\r\nx-c: 3"})

@@ -17,8 +17,8 @@ may answer with one message instead of ``http.response.start`` and ``http.respon
      "head": b"name: value\\r\\n...", "body": b"..."}
 
 ``head`` is the response's header lines, checked by the sender (:class:`JsonAnswer` checks
-every name and every value against the characters uvicorn refuses, in two searches for all of
-them); the cycle adds uvicorn's default headers (``date``, ``server``), ``content-length``
+every name and every value for the characters uvicorn refuses, all names at once and all
+values at once); the cycle adds uvicorn's default headers (``date``, ``server``), ``content-length``
 and, on a connection that will close, ``connection: close``, and writes head and body at
 once. Without the extension (another ASGI server, an in-process test client)
 :class:`JsonAnswer` sends the two standard messages, with the same headers.
@@ -26,18 +26,21 @@ once. Without the extension (another ASGI server, an in-process test client)
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    RequestResponseCycle,
+)
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 EXTENSION = "bounded.whole_response"
 JSON = "application/json"
-# uvicorn's HEADER_RE and HEADER_VALUE_RE, for text: a name is a token; a value has no control
-# character but tab (so values joined by tabs are checked in one search).
-_BAD_NAME = re.compile('[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
-_BAD_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+# The bytes uvicorn lets through in a header name and in a value, from its own two patterns.
+_NAME_BYTES = bytes(b for b in range(256) if not HEADER_RE.search(bytes([b])))
+_VALUE_BYTES = bytes(b for b in range(256) if not HEADER_VALUE_RE.search(bytes([b])))
 
 
 class JsonAnswer:
@@ -52,8 +55,7 @@ class JsonAnswer:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = self.headers
-        # Every name concatenated is a token only if each one is; values joined by tabs.
-        if _BAD_NAME.search("".join(headers)) or _BAD_VALUE.search("\t".join(headers.values())):
+        if not _valid(headers):
             raise RuntimeError("Invalid HTTP header name or value.")
         extensions = scope.get("extensions")
         if extensions and EXTENSION in extensions:
@@ -72,6 +74,17 @@ class JsonAnswer:
         raw.append((b"content-length", str(len(self.body)).encode()))
         await send({"type": "http.response.start", "status": self.status_code, "headers": raw})
         await send({"type": "http.response.body", "body": self.body})
+
+
+def _valid(headers: dict[str, str]) -> bool:
+    """Every name a token and no value with a control character: uvicorn's two checks, on all
+    names at once and all values at once (the names concatenated are a token only if each is;
+    the values joined by spaces hold a control character only if one does). Deleting the
+    allowed bytes must leave nothing: a C loop over the bytes, where a regular expression
+    search costs about 80 instructions a character."""
+    names = "".join(headers).encode("latin-1")
+    values = " ".join(headers.values()).encode("latin-1")
+    return not names.translate(None, _NAME_BYTES) and not values.translate(None, _VALUE_BYTES)
 
 
 class WholeResponseCycle(RequestResponseCycle):
