@@ -232,7 +232,8 @@ def figures(
             if f"noecon_w{n}" in names:
                 out[f"economics_w{n}_c{c}_rps_ratio"] = ratio(rps, out[f"noecon_w{n}_c{c}_rps"])
             out[f"scaling_w{n}_c{c}_rps_ratio"] = ratio(rps, out[f"bounded_w{first}_c{c}_rps"])
-            out[f"ceiling_w{n}_c{c}_rps_ratio"] = ceiling(out, n, first, c)
+            if n != first:
+                out[f"ceiling_w{n}_c{c}_rps_ratio"] = ceiling(out, n, first, c)
             if f"compare_w{n}" in names:
                 b_rps = out[f"compare_w{n}_c{c}_rps"]
                 out[f"compare_scaling_w{n}_c{c}_rps_ratio"] = ratio(
