@@ -39,7 +39,7 @@ from bounded.store.db import Database
 GOOD = 60  # good rows around the bad one in a batch
 
 # 100,000 random characters: PostgreSQL cannot compress them under its btree row limit
-# (about 2,700 bytes) on ix_ledger_session, which failed the whole batch.
+# (about 2,700 bytes) on the session index, which failed the whole batch.
 HUGE_SESSION = "".join(random.Random(9).choices(string.ascii_letters + string.digits, k=100_000))
 
 

@@ -1,8 +1,10 @@
 """Migrations: a fresh SQLite file reaches Alembic's head, and the fast path agrees.
 
 The index on ``ledger.release_id`` (migration 0010) takes only the rows of a release, and
-every read of a release's rows still uses it, on SQLite and PostgreSQL; a store at 0009 with
-ledger rows upgrades to it and downgrades back to 0007's full index.
+every read of a release's rows still uses it, on SQLite and PostgreSQL; the one on
+``session_id`` (0011) only the rows of a session, and outcomes still find a session's calls
+through it. A store at 0009 with ledger rows upgrades to both and downgrades back to the full
+indexes.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def test_fresh_file_is_migrated_to_head_and_reopens(tmp_path: Path) -> None:
 
 PARTIAL = "ix_ledger_release_partial"
 FULL = "ix_ledger_release"  # 0007's, on every row
+SESSION_PARTIAL = "ix_ledger_session_partial"  # 0011's; 0001's was ix_ledger_session
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -182,6 +185,7 @@ def test_a_store_at_0009_with_ledger_rows_upgrades_and_downgrades(any_url: str) 
     try:
         assert _revision(db) == "0009"
         assert list(_release_indexes(db)) == [FULL]
+        assert list(_session_indexes(db)) == ["ix_ledger_session"]  # 0001's, on every row
         release_id = secrets.token_hex(8)
         rows = _release_rows(release_id, release_id, "canary")
         _write(db, rows)
@@ -194,6 +198,7 @@ def test_a_store_at_0009_with_ledger_rows_upgrades_and_downgrades(any_url: str) 
     try:
         assert _revision(db) == HEAD_REVISION
         assert list(_release_indexes(db)) == [PARTIAL]
+        assert list(_session_indexes(db)) == [SESSION_PARTIAL]
         assert db.execute("SELECT COUNT(*) AS n FROM ledger")[0]["n"] == before
         assert db.execute(count, (release_id,))[0]["n"] == 20
     finally:
@@ -204,6 +209,9 @@ def test_a_store_at_0009_with_ledger_rows_upgrades_and_downgrades(any_url: str) 
     try:
         indexes = _release_indexes(db)
         assert list(indexes) == [FULL] and "WHERE" not in indexes[FULL]
+        sessions = _session_indexes(db)
+        full_session = "ix_ledger_session"
+        assert list(sessions) == [full_session] and "WHERE" not in sessions[full_session]
         assert db.execute(count, (release_id,))[0]["n"] == 20
     finally:
         db.close()
@@ -219,3 +227,74 @@ def test_stores_created_at_once_in_several_threads_all_reach_head(tmp_path: Path
     failures = failures_at_once(upgrade, urls)
     assert not failures, failures
     assert all(at_head(url) for url in urls)
+
+
+# -- ledger.session_id's index: partial since 0011 --------------------------------------
+
+
+def _session_indexes(db: Database) -> dict[str, str]:
+    if db.dialect == "sqlite":
+        rows = db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger'"
+        )
+        found = {r["name"]: r["sql"] for r in rows}
+    else:
+        rows = db.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ledger'")
+        found = {r["indexname"]: r["indexdef"] for r in rows}
+    return {name: sql for name, sql in found.items() if "(session_id)" in sql}
+
+
+def test_session_index_is_partial_and_outcomes_still_find_sessions(
+    any_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from bounded.economics.spend import record_outcome, spend_report
+
+    db = Database.open(any_url)
+    try:
+        (name, definition), *others = _session_indexes(db).items()
+        assert not others and name == SESSION_PARTIAL  # 0001's full index is gone
+        where = "session_id IS NOT NULL" if db.dialect == "sqlite" else "(session_id IS NOT NULL)"
+        assert definition.endswith(f" WHERE {where}"), definition
+
+        prefix = secrets.token_hex(4)  # the PostgreSQL database is shared by this module
+        session = f"{prefix}-session"
+        start = time.time() - 1
+        plain = [_row(f"{prefix}-plain-{i}", "stable", None, 1) for i in range(40)]
+        sessioned = [
+            replace(_row(f"{prefix}-turn-{i}", "stable", None, 5), session_id=session)
+            for i in range(3)
+        ]
+        _write(db, plain + sessioned)
+        seen: dict[str, tuple[Any, ...]] = {}
+        execute = db.execute
+
+        def recording(sql: str, params: Sequence[Any] = ()) -> list[Any]:
+            if "session_id = " in sql:
+                seen.setdefault(sql, tuple(params))
+            return execute(sql, params)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(db, "execute", recording)
+            # An outcome named by the session links to its three calls, none of the rest.
+            assert record_outcome(db, session, "success", 2.0, None) == 3
+            lines = {line.group: line for line in spend_report(db, "feature", start)}
+            # Its three calls are one success for their feature (a fresh SQLite file holds
+            # no other outcome; the module's PostgreSQL database may).
+            successes = lines["support-answer"].successes
+            assert successes == 1 if db.dialect == "sqlite" else successes >= 1
+        assert len(seen) == 2  # the outcome's linked calls, and the join for cost per success
+        # The linked calls are looked up through the index, on both databases. (The join's
+        # plan is the planner's to choose by the tables' sizes: from the ledger's time range,
+        # probing the outcomes, it needs neither session index, partial or full.)
+        (sql, params), *_ = [(q, p) for q, p in seen.items() if "JOIN" not in q]
+        if db.dialect == "postgresql":
+            db.execute("SET enable_seqscan = off")  # a few rows: a scan would be cheaper
+        plan = db.execute("EXPLAIN QUERY PLAN " + sql if db.dialect == "sqlite"
+                          else "EXPLAIN " + sql, params)  # fmt: skip
+        column = "detail" if db.dialect == "sqlite" else "QUERY PLAN"
+        plan_lines = [str(r[column]) for r in plan]
+        assert any(SESSION_PARTIAL in line for line in plan_lines), (sql, plan_lines)
+    finally:
+        db.close()

@@ -43,7 +43,7 @@ Values = Sequence[object]
 # The longest text each ledger field may hold, in characters (``len``), so that the gateway
 # can refuse the same values at its edge (x-bounded-trace-id, x-bounded-session) with a
 # better message. Where a column has a type with a length it is that length; the rest stay far
-# under PostgreSQL's btree limit of about 2,700 bytes per index entry (ix_ledger_session,
+# under PostgreSQL's btree limit of about 2,700 bytes per index entry (ix_ledger_session_partial,
 # ix_ledger_team_ts, ...): 256 characters are at most 1 KiB of UTF-8.
 MAX_TRACE_ID_CHARS = 64  # ledger.trace_id and budget_alerts.trace_id are VARCHAR(64)
 MAX_KEY_ID_CHARS = 32  # ledger.key_id is VARCHAR(32)
