@@ -58,7 +58,8 @@ class JsonAnswer:
         if not _valid(headers):
             raise RuntimeError("Invalid HTTP header name or value.")
         extensions = scope.get("extensions")
-        if extensions and EXTENSION in extensions:
+        status = self.status_code
+        if extensions and EXTENSION in extensions and status >= 200 and status not in (204, 304):
             head = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
             await send(
                 {
