@@ -76,8 +76,8 @@ def _revision(db: Database) -> str:
     return str(db.execute("SELECT version_num FROM alembic_version")[0]["version_num"])
 
 
-def _release_indexes(db: Database) -> dict[str, str]:
-    """Name -> definition of each index on ledger.release_id, as the database keeps it."""
+def _ledger_indexes(db: Database, column: str) -> dict[str, str]:
+    """Name -> definition of each index on ``ledger.<column>``, as the database keeps it."""
     if db.dialect == "sqlite":
         rows = db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger'"
@@ -86,7 +86,22 @@ def _release_indexes(db: Database) -> dict[str, str]:
     else:
         rows = db.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ledger'")
         found = {r["indexname"]: r["indexdef"] for r in rows}
-    return {name: sql for name, sql in found.items() if "(release_id)" in sql}
+    return {name: sql for name, sql in found.items() if f"({column})" in sql}
+
+
+def _release_indexes(db: Database) -> dict[str, str]:
+    return _ledger_indexes(db, "release_id")
+
+
+def _session_indexes(db: Database) -> dict[str, str]:
+    return _ledger_indexes(db, "session_id")
+
+
+def _plan(db: Database, sql: str, params: Sequence[Any]) -> list[str]:
+    """The planner's lines for ``sql``: SQLite's EXPLAIN QUERY PLAN or PostgreSQL's EXPLAIN."""
+    if db.dialect == "sqlite":
+        return [str(r["detail"]) for r in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    return [str(r["QUERY PLAN"]) for r in db.execute("EXPLAIN " + sql, params)]
 
 
 def _row(trace_id: str, arm: str, release_id: str | None, cost_e10: int) -> LedgerRow:
@@ -166,9 +181,7 @@ def test_release_index_is_partial_and_every_release_read_uses_it(
         if db.dialect == "postgresql":
             db.execute("SET enable_seqscan = off")  # a few rows: a scan would be cheaper
         for sql, params in reads.items():
-            plan = db.execute("EXPLAIN QUERY PLAN " + sql if db.dialect == "sqlite"
-                              else "EXPLAIN " + sql, params)  # fmt: skip
-            lines = [str(r["detail"] if db.dialect == "sqlite" else r["QUERY PLAN"]) for r in plan]
+            lines = _plan(db, sql, params)
             wanted = f"USING INDEX {PARTIAL}" if db.dialect == "sqlite" else f" {PARTIAL}"
             assert any(wanted in line for line in lines), (sql, lines)
     finally:
@@ -232,18 +245,6 @@ def test_stores_created_at_once_in_several_threads_all_reach_head(tmp_path: Path
 # -- ledger.session_id's index: partial since 0011 --------------------------------------
 
 
-def _session_indexes(db: Database) -> dict[str, str]:
-    if db.dialect == "sqlite":
-        rows = db.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger'"
-        )
-        found = {r["name"]: r["sql"] for r in rows}
-    else:
-        rows = db.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ledger'")
-        found = {r["indexname"]: r["indexdef"] for r in rows}
-    return {name: sql for name, sql in found.items() if "(session_id)" in sql}
-
-
 def test_session_index_is_partial_and_outcomes_still_find_sessions(
     any_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -291,10 +292,7 @@ def test_session_index_is_partial_and_outcomes_still_find_sessions(
         (sql, params), *_ = [(q, p) for q, p in seen.items() if "JOIN" not in q]
         if db.dialect == "postgresql":
             db.execute("SET enable_seqscan = off")  # a few rows: a scan would be cheaper
-        plan = db.execute("EXPLAIN QUERY PLAN " + sql if db.dialect == "sqlite"
-                          else "EXPLAIN " + sql, params)  # fmt: skip
-        column = "detail" if db.dialect == "sqlite" else "QUERY PLAN"
-        plan_lines = [str(r[column]) for r in plan]
+        plan_lines = _plan(db, sql, params)
         assert any(SESSION_PARTIAL in line for line in plan_lines), (sql, plan_lines)
     finally:
         db.close()
