@@ -181,36 +181,23 @@ class TokenCounter:
             return 0
         return self.counter_for(model)(text)
 
+    def loaded_counter(self, model: str) -> Counter | None:
+        """``counter_for(model)`` when it is ready now; None when its encoding must load
+        first (the request path then loads it in a thread, not on the loop)."""
+        custom = self._custom.get(model)
+        if custom is not None:
+            return custom
+        return _encoders.get(encoding_for(model))
+
     def count_messages(
         self,
         messages: Sequence[Mapping[str, Any]],
         model: str,
         tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> int:
-        """Prompt tokens of a chat request, with OpenAI's per-message overhead.
-
-        3 tokens per message plus its role, content, ``tool_call_id`` and tool calls;
-        +1 per ``name``; +3 to prime the reply; plus ``count_tools(tools)`` when given.
-        Content may be a string or a list of parts: text parts are counted, image parts
-        cost ``IMAGE_TOKENS`` each, other parts (audio, files) are not estimated.
-        """
-        count = self.counter_for(model)
-        total = REPLY_PRIMING_TOKENS
-        for message in messages:
-            role = message.get("role")
-            content = message.get("content")
-            total += TOKENS_PER_MESSAGE + _role_tokens(count, role)
-            if isinstance(content, str):
-                total += count(content) if content else 0
-            else:
-                total += _count_content(count, content)
-            if len(message) > ("role" in message) + ("content" in message):
-                # Most messages hold only a role and a content: the rest is looked up then.
-                name = message.get("name")
-                if isinstance(name, str):
-                    total += count(name) + TOKENS_PER_NAME
-                total += _count_str(count, message.get("tool_call_id"))
-                total += _count_tool_calls(count, message.get("tool_calls"))
+        """Prompt tokens of a chat request, with OpenAI's per-message overhead (see
+        ``messages_tokens``), plus ``count_tools(tools)`` when given."""
+        total = messages_tokens(self.counter_for(model), messages)
         if tools:
             total += self.count_tools(tools, model)
         return total
@@ -228,6 +215,33 @@ class TokenCounter:
             function = tool.get("function", tool)
             total += count(json.dumps(function, separators=(",", ":"), ensure_ascii=False))
         return total
+
+
+def messages_tokens(count: Counter, messages: Sequence[Mapping[str, Any]]) -> int:
+    """Prompt tokens of a chat request's messages, with OpenAI's per-message overhead.
+
+    3 tokens per message plus its role, content, ``tool_call_id`` and tool calls;
+    +1 per ``name``; +3 to prime the reply. Content may be a string or a list of parts:
+    text parts are counted, image parts cost ``IMAGE_TOKENS`` each, other parts (audio,
+    files) are not estimated.
+    """
+    total = REPLY_PRIMING_TOKENS
+    for message in messages:
+        role = message.get("role")
+        content = message.get("content")
+        total += TOKENS_PER_MESSAGE + _role_tokens(count, role)
+        if isinstance(content, str):
+            total += count(content) if content else 0
+        else:
+            total += _count_content(count, content)
+        if len(message) > ("role" in message) + ("content" in message):
+            # Most messages hold only a role and a content: the rest is looked up then.
+            name = message.get("name")
+            if isinstance(name, str):
+                total += count(name) + TOKENS_PER_NAME
+            total += _count_str(count, message.get("tool_call_id"))
+            total += _count_tool_calls(count, message.get("tool_calls"))
+    return total
 
 
 # Tokens of the usual roles, per counter: a role is counted on every message of every

@@ -27,7 +27,7 @@ from bounded.economics.accountant import Accountant
 from bounded.economics.ledger import Ledger, LedgerRow, to_e10, usage_fields
 from bounded.economics.prices import cost_usd, max_cost_usd, price_for
 from bounded.economics.rules import BudgetRule, RateRule, budget_rules, key_rules, rate_rules
-from bounded.economics.tokens import TokenCounter, encoding_for, is_loaded
+from bounded.economics.tokens import TokenCounter, encoding_for, is_loaded, messages_tokens
 from bounded.economics.usage import Usage, usage_from_openai
 from bounded.errors import RateLimited, TooManyRequests
 from bounded.gateway.call import Call, Json
@@ -39,10 +39,13 @@ DEFAULT_MAX_OUTPUT = 4096
 
 
 @dataclass(frozen=True, slots=True)
-class _Route:
-    """A route's deployments and their prices, as admission needs them."""
+class _Plan:
+    """What admission needs for one feature, team and route, derived from the config alone:
+    built once per config (it only changes with it) instead of on every request."""
 
     route: RouteConfig  # kept so that its id is not reused while cached
+    budgets: list[BudgetRule]
+    rates: list[RateRule]
     models: list[ModelConfig]
     prices: list[Price]
     # Some deployment has its own rate limit (checked per attempt, by the router's gate).
@@ -54,35 +57,21 @@ class Meter:
         self.accountant = accountant
         self.ledger = ledger
         self.counter = counter
-        # Per-config caches of what admission derives from the config alone: built once
-        # per config (they only change with it) instead of on every request.
         self._cached_config: BoundedConfig | None = None
-        self._rules_cache: dict[
-            tuple[str, str | None], tuple[list[BudgetRule], list[RateRule]]
-        ] = {}
-        # By identity: a release may give a feature another route for some requests.
-        self._routes: dict[int, _Route] = {}
+        # By feature, team and route: a release may give a feature another route for
+        # some requests, so the route is part of the key (by identity, and kept).
+        self._plans: dict[tuple[str, str | None, int], _Plan] = {}
         self._prices: dict[int, tuple[ModelConfig, Price]] = {}
 
-    def rules(self, call: Call, config: BoundedConfig) -> tuple[list[BudgetRule], list[RateRule]]:
-        budgets, rates = self._config_rules(call, config)
-        if call.principal.limits:
-            own_budgets, own_rates = key_rules(call.principal.key_id, call.principal.limits)
-            return own_budgets + budgets, own_rates + rates
-        return budgets, rates
-
-    def _config_rules(
-        self, call: Call, config: BoundedConfig
-    ) -> tuple[list[BudgetRule], list[RateRule]]:
-        """The feature's and the team's rules."""
+    def _plan(self, call: Call, config: BoundedConfig) -> _Plan:
         if config is not self._cached_config:
             self._cached_config = config
-            self._rules_cache.clear()
-            self._routes.clear()
+            self._plans.clear()
             self._prices.clear()
-        cache_key = (call.target.name, call.team)
-        found = self._rules_cache.get(cache_key)
-        if found is not None:
+        route = call.target.route
+        cache_key = (call.target.name, call.team, id(route))
+        found = self._plans.get(cache_key)
+        if found is not None and found.route is route:
             return found
         budgets: list[BudgetRule] = []
         rates: list[RateRule] = []
@@ -94,22 +83,18 @@ class Meter:
         if team is not None:
             budgets += budget_rules(f"team:{call.team}", team.budget)
             rates += rate_rules(f"team:{call.team}", team.rate_limit)
-        self._rules_cache[cache_key] = (budgets, rates)
-        return budgets, rates
-
-    def _route(self, call: Call, config: BoundedConfig) -> _Route:
-        """The call's route as admission needs it (after ``_config_rules`` for the config)."""
-        route = call.target.route
-        found = self._routes.get(id(route))
-        if found is not None and found.route is route:
-            return found
         models = [config.models[name] for name in route.targets]
-        found = _Route(
-            route, models, [self._price(m) for m in models], any(m.rate_limit for m in models)
+        found = _Plan(
+            route,
+            budgets,
+            rates,
+            models,
+            [self._price(m) for m in models],
+            any(m.rate_limit for m in models),
         )
-        if len(self._routes) >= 256:  # releases handing out many routes: start again
-            self._routes.clear()
-        self._routes[id(route)] = found
+        if len(self._plans) >= 256:  # releases handing out many routes: start again
+            self._plans.clear()
+        self._plans[cache_key] = found
         return found
 
     def _price(self, model: ModelConfig) -> Price:
@@ -125,12 +110,14 @@ class Meter:
 
     async def admit(self, call: Call) -> None:
         """Reserve the most this request can cost on any deployment of its route."""
-        config = call.runtime.config
-        budgets, rates = self.rules(call, config)
-        route = self._route(call, config)
-        if not budgets and not rates and not route.deployment_limited:
+        plan = self._plan(call, call.runtime.config)
+        budgets, rates = plan.budgets, plan.rates
+        if call.principal.limits:
+            own_budgets, own_rates = key_rules(call.principal.key_id, call.principal.limits)
+            budgets, rates = own_budgets + budgets, own_rates + rates
+        if not budgets and not rates and not plan.deployment_limited:
             return  # nothing to reserve: count tokens only if the upstream reports none
-        models = route.models
+        models = plan.models
         call.prompt_estimate = await self.prompt_tokens(call, models)
         # A route of one deployment (the usual case) needs no max() over a generator.
         if len(models) == 1:
@@ -140,10 +127,10 @@ class Meter:
         if not budgets and not rates:
             return
         if len(models) == 1:
-            max_cost = max_cost_usd(route.prices[0], call.prompt_estimate, call.max_output)
+            max_cost = max_cost_usd(plan.prices[0], call.prompt_estimate, call.max_output)
         else:
             max_cost = max(
-                max_cost_usd(price, call.prompt_estimate, call.max_output) for price in route.prices
+                max_cost_usd(price, call.prompt_estimate, call.max_output) for price in plan.prices
             )
         call.hold = await self.accountant.reserve(
             budgets, rates, max_cost, call.prompt_estimate + call.max_output, call.ts
@@ -167,9 +154,11 @@ class Meter:
                 exact = provider.count_prompt_tokens  # type: ignore[attr-defined]
                 counts.append(await exact({**body, "model": model.model}))
                 continue
-            if not is_loaded(encoding_for(model.model)):
+            counter = self.counter.loaded_counter(model.model)
+            if counter is None:
                 await self._ensure_encoding(model.model)
-            count = self.counter.count_messages(body["messages"], model.model)
+                counter = self.counter.counter_for(model.model)
+            count = messages_tokens(counter, body["messages"])
             if body.get("tools"):
                 count += self.counter.count_tools(body["tools"], model.model)
             counts.append(count)
