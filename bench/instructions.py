@@ -8,8 +8,9 @@ Why: on a shared 2-core VM requests/s moves by 5-10% between identical runs, mor
 the change one usually wants to see. Instructions executed by the server moved about
 0.5% between identical runs on earlier VMs, up to 2.5% on 2026-12-07's (the WAL
 checkpointer's thread wakes once a second of wall time, a few hundred requests under
-valgrind, and commit batches vary): compare changes larger than that. For each configuration (the ledger only, then ledger +
-budget + rate limit: the same features as ``bench/gateway_overhead.py``), a single
+valgrind, and commit batches vary): compare changes larger than that. For each
+configuration (the ledger only, then ledger + budget + rate limit: the same features as
+``bench/gateway_overhead.py``), a single
 ``bounded serve`` runs under callgrind with instrumentation off; after ``--warmup``
 requests it is switched on (``callgrind_control -i on``), ``--requests`` requests are sent
 from ``--concurrency`` keep-alive connections, and the counts are dumped. Every thread of
