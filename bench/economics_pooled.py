@@ -2,6 +2,7 @@
 pair of servers cannot settle on a noisy machine.
 
     .venv/bin/python bench/economics_pooled.py [--servers K] [--duration S] [--compare-src DIR]
+                                               [--system-bytes N]
 
 Why: on the shared 2-core VM two servers started from the same code and config differ by up
 to 17% in requests/s, the same way in nearly every block of a run (2026-12-07: 4,577 against
@@ -32,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import harness_endpoints
 from harness_client import Errors, start
 from harness_endpoints import ADMIN_KEY, ECONOMICS, FEATURE, LEDGER_ONLY, Endpoint, Launchers
 from harness_load import throughput
@@ -111,7 +113,14 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--compare-src", type=Path, default=None)
     parser.add_argument("--start-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--system-bytes",
+        type=int,
+        default=0,
+        help="put a fixed system prompt of this many bytes before the user's message",
+    )
     args = parser.parse_args()
+    harness_endpoints.SYSTEM_BYTES = args.system_bytes
     if args.servers < 1 or args.duration <= 0:
         parser.error("--servers and --duration must be positive")
     load_before = round(os.getloadavg()[0], 2)
@@ -133,6 +142,7 @@ def main() -> int:
         "duration_s": args.duration,
         "concurrency": args.concurrency,
         "compare_src": str(args.compare_src) if args.compare_src else None,
+        "system_bytes": args.system_bytes,
     }
     sources = ["bounded"] + (["compare"] if args.compare_src else [])
     print(f"load average before: {load_before}")

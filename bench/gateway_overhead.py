@@ -306,12 +306,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="pad the prompt with benign prose to this many bytes (e.g. 1024)",
     )
     parser.add_argument(
+        "--system-bytes",
+        type=int,
+        default=0,
+        help="put a fixed system prompt of this many bytes before the user's message",
+    )
+    parser.add_argument(
         "--keep-logs",
         action="store_true",
         help="keep the servers' configs and logs (path printed on stderr)",
     )
     args = parser.parse_args(argv)
     harness_endpoints.PROMPT_BYTES = args.prompt_bytes
+    harness_endpoints.SYSTEM_BYTES = args.system_bytes
     if args.warmup is None:
         args.warmup = args.requests
     if args.stream_requests is None:

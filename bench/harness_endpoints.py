@@ -64,13 +64,24 @@ FILLER = (
 
 
 PROMPT_BYTES = 0
+# ``--system-bytes N``: a fixed system prompt of N bytes before the user's message, the
+# same on every request, as a feature's instructions are.
+SYSTEM_BYTES = 0
+SYSTEM_LINE = "You are the returns desk of a shoe shop. Be brief, polite and exact. "
+
+
+def _filled(line: str, size: int) -> str:
+    return (line * (size // len(line) + 1))[:size]
 
 
 def _prompt() -> list[dict[str, str]]:
-    if not PROMPT_BYTES:
-        return PROMPT
-    text = (FILLER * (PROMPT_BYTES // len(FILLER) + 1))[:PROMPT_BYTES]
-    return [{"role": "user", "content": text + " " + PROMPT[0]["content"]}]
+    messages = PROMPT
+    if PROMPT_BYTES:
+        text = _filled(FILLER, PROMPT_BYTES)
+        messages = [{"role": "user", "content": text + " " + PROMPT[0]["content"]}]
+    if SYSTEM_BYTES:
+        messages = [{"role": "system", "content": _filled(SYSTEM_LINE, SYSTEM_BYTES)}, *messages]
+    return messages
 
 
 @dataclass

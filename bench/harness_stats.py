@@ -209,6 +209,8 @@ def summarize(
             "rate_limit": ECONOMICS["features"][FEATURE]["rate_limit"],
         },
         "loadavg_1m": _r(os.getloadavg()[0], 2),
+        "prompt_bytes": args.prompt_bytes,
+        "system_bytes": args.system_bytes,
     }
     return out
 

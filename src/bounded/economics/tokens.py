@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-Counter = Callable[[str], int]
+from bounded.economics.token_memo import Counter, remembered
 
 O200K = "o200k_base"
 CL100K = "cl100k_base"
@@ -208,7 +208,8 @@ class TokenCounter:
         OpenAI renders tools into the prompt in its own (undocumented) format; counting
         the JSON over-estimates it a little, which is the safe side for a reservation.
         """
-        count = self.counter_for(model)
+        # A feature sends the same definitions on every request: counted once each.
+        count = remembered(self.counter_for(model))
         total = 0
         for tool in tools:
             # {"type": "function", "function": {...}}, or a bare function definition.
@@ -217,16 +218,23 @@ class TokenCounter:
         return total
 
 
-def messages_tokens(count: Counter, messages: Sequence[Mapping[str, Any]]) -> int:
+def messages_tokens(fresh: Counter, messages: Sequence[Mapping[str, Any]]) -> int:
     """Prompt tokens of a chat request's messages, with OpenAI's per-message overhead.
 
     3 tokens per message plus its role, content, ``tool_call_id`` and tool calls;
     +1 per ``name``; +3 to prime the reply. Content may be a string or a list of parts:
     text parts are counted, image parts cost ``IMAGE_TOKENS`` each, other parts (audio,
     files) are not estimated.
+
+    Every message but the last was sent before (the chat's history) or is the feature's own
+    (its system prompt), so their counts are remembered by content (``token_memo``); the last
+    one, the new message, is counted with ``fresh`` and not kept.
     """
     total = REPLY_PRIMING_TOKENS
-    for message in messages:
+    last = len(messages) - 1
+    earlier = remembered(fresh) if last > 0 else fresh
+    for i, message in enumerate(messages):
+        count = earlier if i < last else fresh
         role = message.get("role")
         content = message.get("content")
         total += TOKENS_PER_MESSAGE + _role_tokens(count, role)
