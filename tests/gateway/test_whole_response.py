@@ -26,7 +26,13 @@ HEADERS = {
     "bad-value": {"x-note": "fine\r\nset-cookie: session=stolen"},
     "bad-name": {"x note": "1"},
     "odd-but-valid": {"x-note": "a\tb caf\u00e9", "x-odd_name~1": "ok"},
+    "lines": {"x-bounded-trace-id": "6b15de21"},
 }
+# What the accountant writes as header lines (``Hold.header_lines``), sent as they are.
+LINES = (
+    "x-ratelimit-limit-requests: 60\r\nx-ratelimit-remaining-requests: 59\r\n"
+    "x-ratelimit-reset-requests: 1s\r\n"
+)
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -38,7 +44,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     name = scope["path"].strip("/")
     seen = "yes" if EXTENSION in (scope.get("extensions") or {}) else "no"
     body = orjson.dumps({"path": name, "answer": "Paris"})
-    await JsonAnswer(body, {**HEADERS[name], "x-seen-extension": seen})(scope, receive, send)
+    lines = LINES if name == "lines" else ""
+    headers = {**HEADERS[name], "x-seen-extension": seen}
+    await JsonAnswer(body, headers, lines=lines)(scope, receive, send)
 
 
 @pytest.fixture(scope="module", params=["bounded", "uvicorn"])
@@ -70,6 +78,22 @@ def test_answers_alike_and_keeps_the_connection(server: tuple[str, str]) -> None
         # bounded's protocol offers the extension (so the one-write path is what ran).
         assert response.getheader("x-seen-extension") == ("yes" if kind == "bounded" else "no")
         assert not response.will_close
+    conn.close()
+
+
+def test_header_lines_arrive_as_headers_on_either_server(server: tuple[str, str]) -> None:
+    _, url = server
+    conn = connect(url)
+    conn.request("POST", "/lines", body=b"{}")
+    response = conn.getresponse()
+    body = response.read()
+    assert response.status == 200 and orjson.loads(body)["path"] == "lines"
+    assert response.getheader("x-bounded-trace-id") == "6b15de21"
+    assert response.getheader("x-ratelimit-limit-requests") == "60"
+    assert response.getheader("x-ratelimit-remaining-requests") == "59"
+    assert response.getheader("x-ratelimit-reset-requests") == "1s"
+    assert response.getheader("content-length") == str(len(body))
+    assert len([k for k, _ in response.getheaders() if k.startswith("x-ratelimit-")]) == 3
     conn.close()
 
 

@@ -207,11 +207,9 @@ def max_cost_usd(price: Price, prompt_tokens: int, max_output_tokens: int) -> De
     the reservation is never below what ``cost_usd`` settles for the same tokens.
     """
     rates = _rates(price)
-    quanta, rest = divmod(
-        max(prompt_tokens, 0) * max(rates.input, rates.cached)
-        + max(max_output_tokens, 0) * rates.output,
-        rates.denominator,
-    )
+    prompt = prompt_tokens if prompt_tokens > 0 else 0
+    output = max_output_tokens if max_output_tokens > 0 else 0
+    quanta, rest = divmod(prompt * rates.prompt + output * rates.output, rates.denominator)
     return Decimal(quanta + (rest > 0)).scaleb(_QUANTUM_EXPONENT)
 
 
@@ -224,6 +222,10 @@ class _Rates:
     cached: int
     output: int
     denominator: int
+    prompt: int = 0  # the dearer of input and cached: what a reservation charges a prompt
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prompt", max(self.input, self.cached))
 
 
 # Prices by identity, each kept with its Price so an id is never reused while cached.

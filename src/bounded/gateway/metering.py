@@ -18,19 +18,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bounded.config.schema import BoundedConfig, ModelConfig, Price, RouteConfig
+from bounded.config.schema import ModelConfig
 from bounded.economics.accountant import Accountant
 from bounded.economics.ledger import Ledger, LedgerRow, to_e10, usage_fields
-from bounded.economics.prices import cost_usd, max_cost_usd, price_for
-from bounded.economics.rules import BudgetRule, RateRule, budget_rules, key_rules, rate_rules
+from bounded.economics.prices import cost_usd, max_cost_usd
+from bounded.economics.rules import rate_rules
 from bounded.economics.tokens import TokenCounter, encoding_for, is_loaded, messages_tokens
 from bounded.economics.usage import Usage, usage_from_openai
 from bounded.errors import RateLimited, TooManyRequests
 from bounded.gateway.call import Call, Json
+from bounded.gateway.meter_plans import Plans, counts_exactly
 from bounded.routing.router import Deployment, Gate
 
 log = logging.getLogger("bounded.economics")
@@ -38,87 +38,37 @@ log = logging.getLogger("bounded.economics")
 DEFAULT_MAX_OUTPUT = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """What admission needs for one feature, team and route, derived from the config alone:
-    built once per config (it only changes with it) instead of on every request."""
-
-    route: RouteConfig  # kept so that its id is not reused while cached
-    budgets: list[BudgetRule]
-    rates: list[RateRule]
-    models: list[ModelConfig]
-    prices: list[Price]
-    # Some deployment has its own rate limit (checked per attempt, by the router's gate).
-    deployment_limited: bool
-
-
 class Meter:
     def __init__(self, accountant: Accountant, ledger: Ledger, counter: TokenCounter):
         self.accountant = accountant
         self.ledger = ledger
         self.counter = counter
-        self._cached_config: BoundedConfig | None = None
-        # By feature, team and route: a release may give a feature another route for
-        # some requests, so the route is part of the key (by identity, and kept).
-        self._plans: dict[tuple[str, str | None, int], _Plan] = {}
-        self._prices: dict[int, tuple[ModelConfig, Price]] = {}
-
-    def _plan(self, call: Call, config: BoundedConfig) -> _Plan:
-        if config is not self._cached_config:
-            self._cached_config = config
-            self._plans.clear()
-            self._prices.clear()
-        route = call.target.route
-        cache_key = (call.target.name, call.team, id(route))
-        found = self._plans.get(cache_key)
-        if found is not None and found.route is route:
-            return found
-        budgets: list[BudgetRule] = []
-        rates: list[RateRule] = []
-        feature = call.target.feature
-        if feature is not None:
-            budgets += budget_rules(f"feature:{call.target.name}", feature.budget)
-            rates += rate_rules(f"feature:{call.target.name}", feature.rate_limit)
-        team = config.teams.get(call.team or "")
-        if team is not None:
-            budgets += budget_rules(f"team:{call.team}", team.budget)
-            rates += rate_rules(f"team:{call.team}", team.rate_limit)
-        models = [config.models[name] for name in route.targets]
-        found = _Plan(
-            route,
-            budgets,
-            rates,
-            models,
-            [self._price(m) for m in models],
-            any(m.rate_limit for m in models),
-        )
-        if len(self._plans) >= 256:  # releases handing out many routes: start again
-            self._plans.clear()
-        self._plans[cache_key] = found
-        return found
-
-    def _price(self, model: ModelConfig) -> Price:
-        # By identity, each kept with its model so that an id is never reused while cached.
-        found = self._prices.get(id(model))
-        if found is not None and found[0] is model:
-            return found[1]
-        price = price_for(model.model, model.price).price
-        self._prices[id(model)] = (model, price)
-        return price
+        self.plans = Plans()
 
     # -- admission ---------------------------------------------------------------------
 
     async def admit(self, call: Call) -> None:
         """Reserve the most this request can cost on any deployment of its route."""
-        plan = self._plan(call, call.runtime.config)
+        plan = self.plans.plan(call)
         budgets, rates = plan.budgets, plan.rates
         if call.principal.limits:
-            own_budgets, own_rates = key_rules(call.principal.key_id, call.principal.limits)
+            own_budgets, own_rates = self.plans.key_rules(call.principal)
             budgets, rates = own_budgets + budgets, own_rates + rates
         if not budgets and not rates and not plan.deployment_limited:
             return  # nothing to reserve: count tokens only if the upstream reports none
         models = plan.models
-        call.prompt_estimate = await self.prompt_tokens(call, models)
+        model = plan.estimated_for
+        counter = None
+        if model is not None and call.operation == "chat":
+            counter = self.counter.loaded_counter(model)
+        if model is not None and counter is not None:
+            # One deployment, an encoding that is ready: no coroutine and no loop over models.
+            body = call.upstream
+            call.prompt_estimate = messages_tokens(counter, body["messages"])
+            if body.get("tools"):
+                call.prompt_estimate += self.counter.count_tools(body["tools"], model)
+        else:
+            call.prompt_estimate = await self.prompt_tokens(call, models)
         # A route of one deployment (the usual case) needs no max() over a generator.
         if len(models) == 1:
             call.max_output = _max_output(call, models[0])
@@ -150,7 +100,7 @@ class Meter:
                 counts.append(await self._embedding_tokens(body["input"], model.model))
                 continue
             provider = call.runtime.providers[model.provider]
-            if _counts_exactly(provider):
+            if counts_exactly(provider):
                 exact = provider.count_prompt_tokens  # type: ignore[attr-defined]
                 counts.append(await exact({**body, "model": model.model}))
                 continue
@@ -262,10 +212,10 @@ class Meter:
             await self._count_usage(call, model)
         usage = call.usage or Usage()
         if model is not None:
-            call.cost = cost_usd(self._price(model), usage)
+            call.cost = cost_usd(self.plans.price(model), usage)
         if call.baseline_model is not None:
             dearest: ModelConfig = call.baseline_model
-            call.baseline_cost = cost_usd(self._price(dearest), usage)
+            call.baseline_cost = cost_usd(self.plans.price(dearest), usage)
         self._flag_overruns(call, usage)
         if call.hold is not None:
             await self.accountant.settle(call.hold, call.cost, usage.total_tokens)
@@ -338,19 +288,6 @@ def _row(call: Call, model: ModelConfig | None, usage: Usage) -> LedgerRow:
         release_id=call.release_id,
         **usage_fields(usage),
     )
-
-
-# Provider classes by whether they count prompts themselves (``count_prompt_tokens``):
-# asked once per class, since a missing attribute costs an exception inside getattr.
-_exact_counters: dict[type, bool] = {}
-
-
-def _counts_exactly(provider: object) -> bool:
-    kind = type(provider)
-    found = _exact_counters.get(kind)
-    if found is None:
-        found = _exact_counters[kind] = callable(getattr(kind, "count_prompt_tokens", None))
-    return found
 
 
 def usage_from_response(response: Json) -> Usage | None:

@@ -46,21 +46,26 @@ async def run(pipeline: Pipeline, call: Call) -> Response | JsonAnswer:
 
 
 def json_response(call: Call, reply: Reply) -> JsonAnswer:
-    headers = headers_for(call)
+    hold = call.hold
+    headers = headers_for(call, lines=False)
     if call.recorded:
         headers["x-bounded-cost-usd"] = usd(call.cost)
-    return JsonAnswer(orjson.dumps(reply.body), headers)
+    # The rate-limit headers travel as the accountant wrote them, as header lines.
+    lines = hold.header_lines if hold is not None else ""
+    return JsonAnswer(orjson.dumps(reply.body), headers, lines=lines)
 
 
-def headers_for(call: Call) -> dict[str, str]:
+def headers_for(call: Call, lines: bool = True) -> dict[str, str]:
+    """Every header of the call's answer; ``lines=False``: all but its ``header_lines``."""
     headers = {"x-bounded-trace-id": call.trace_id}
     trace = call.trace
     if trace.attempts:
         headers["x-bounded-attempts"] = str(trace.attempts)
         if trace.deployment:
             headers["x-bounded-route"] = trace.deployment
-    if call.hold is not None:
-        headers.update(call.hold.headers)
+    hold = call.hold
+    if hold is not None:
+        headers.update(hold.all_headers() if lines else hold.headers)
     headers.update(call.headers)
     return headers
 

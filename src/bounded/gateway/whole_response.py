@@ -36,6 +36,8 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from bounded.economics.accountant import lines_to_headers
+
 EXTENSION = "bounded.whole_response"
 JSON = "application/json"
 # The bytes uvicorn lets through in a header name and in a value, from its own two patterns.
@@ -44,14 +46,22 @@ _VALUE_BYTES = bytes(b for b in range(256) if not HEADER_VALUE_RE.search(bytes([
 
 
 class JsonAnswer:
-    """An ASGI response: a JSON body, its status and headers (names in lower case)."""
+    """An ASGI response: a JSON body, its status and headers (names in lower case).
 
-    __slots__ = ("body", "headers", "status_code")
+    ``lines``: more headers as header lines ("name: value\r\n" each), sent as they are, not
+    checked: only for lines bounded writes itself from names, digits and units (the
+    accountant's ``x-ratelimit-*``, :attr:`bounded.economics.accountant.Hold.header_lines`).
+    """
 
-    def __init__(self, body: bytes, headers: dict[str, str], status_code: int = 200):
+    __slots__ = ("body", "headers", "lines", "status_code")
+
+    def __init__(
+        self, body: bytes, headers: dict[str, str], status_code: int = 200, lines: str = ""
+    ):
         self.body = body
         self.headers = headers
         self.status_code = status_code
+        self.lines = lines
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = self.headers
@@ -65,11 +75,13 @@ class JsonAnswer:
                 {
                     "type": EXTENSION,
                     "status": self.status_code,
-                    "head": f"content-type: {JSON}\r\n{head}".encode("latin-1"),
+                    "head": f"content-type: {JSON}\r\n{head}{self.lines}".encode("latin-1"),
                     "body": self.body,
                 }
             )
             return
+        if self.lines:
+            headers = {**headers, **lines_to_headers(self.lines)}
         raw = [(b"content-type", JSON.encode())]
         raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         raw.append((b"content-length", str(len(self.body)).encode()))

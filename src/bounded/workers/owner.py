@@ -108,7 +108,7 @@ class Owner:
         self.holds[hold_id] = hold
         owned.add(hold_id)
         alerts = [i for i, rule in enumerate(rules) if rule in hold.alerts]
-        return ["ok", req, hold_id, hold.headers, alerts]
+        return ["ok", req, hold_id, hold.header_lines, alerts]
 
     def settle(self, owned: set[int], hold_id: int, cost: Decimal, tokens: int) -> None:
         hold = self.holds.pop(hold_id, None)

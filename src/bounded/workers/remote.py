@@ -202,12 +202,12 @@ class RemoteAccountant:
         reply = await self._link.request(
             ["r", 0, encode_budgets(budgets), encode_rates(rates), str(cost), tokens, now]
         )
-        _, _, hold_id, headers, alerts = reply
+        _, _, hold_id, lines, alerts = reply
         return RemoteHold(
             budgets=[(rule.scope, cost) for rule in budgets],
             token_buckets=[(rate.scope, tokens) for rate in rates if rate.tpm is not None],
             alerts=[budgets[i] for i in alerts],
-            headers=headers,
+            header_lines=lines,
             hold_id=hold_id,
         )
 
