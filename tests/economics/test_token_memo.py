@@ -111,4 +111,4 @@ def test_threads_counting_at_once_agree_and_keep_the_budget() -> None:
     for thread in threads:
         thread.join()
     assert wrong == []
-    assert memo.chars == sum(len(t) for t in list(memo._counts)) <= 5_000
+    assert memo.chars == sum(len(t) for t in list(memo._memo._values)) <= 5_000

@@ -352,3 +352,67 @@ def test_groundedness_scores_the_answer_against_its_sources(
     else:
         assert "not supported by its sources" in resp.json()["error"]["message"]
         assert row["groundedness"] < 0.5 and row["validation"] == "failed"
+
+
+SYSTEM_PROMPT = "You are the returns desk of a shoe shop. Answer in two short sentences. " * 40
+
+
+def test_a_clean_system_prompt_is_scanned_once_and_pii_in_history_is_still_redacted(
+    upstream: FaultyUpstream, gateway_factory: Any
+) -> None:
+    """Texts the input guards found clean are remembered by content (the system prompt and
+    the history a chat resends each turn); anything with a finding is scanned every time,
+    and the newest message always is."""
+    history: list[dict[str, str]] = [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": PROMPT},
+    ]
+    with gateway_factory(config(upstream.base_url, **REDACT)) as (url, gateway):
+        for turn in range(3):
+            resp = httpx.post(
+                f"{url}/v1/chat/completions",
+                json={"model": "f", "messages": history},
+                headers=AUTH,
+            )
+            assert resp.status_code == 200, resp.text
+            sent = upstream.received[-1].body["messages"]
+            assert sent[0]["content"] == SYSTEM_PROMPT
+            # The email in the first user message is redacted on every turn, as history too.
+            assert EMAIL not in orjson.dumps(sent).decode()
+            assert "<EMAIL_1>" in sent[1]["content"]
+            history += [
+                {"role": "assistant", "content": f"Noted, turn {turn}."},
+                {"role": "user", "content": f"Thanks. And my new number is {PHONE}?"},
+            ]
+        remembered = gateway.runtime.guards["f"].clean_inputs
+        assert remembered is not None
+        assert SYSTEM_PROMPT in remembered and "Noted, turn 0." in remembered
+        assert PROMPT not in remembered  # it holds PII: never remembered as clean
+
+
+def test_a_guard_the_user_registered_is_asked_about_every_text_every_time(
+    upstream: FaultyUpstream, gateway_factory: Any
+) -> None:
+    from bounded.validation.guards import registry
+    from bounded.validation.guards.base import Finding, ScanContext
+
+    seen: list[str] = []
+
+    class Noting:
+        def scan(self, text: str, context: ScanContext) -> list[Finding]:
+            seen.append(text)
+            return []
+
+    registry.register("noting", lambda options: Noting())
+    feature = {"guards": {"input": [{"kind": "noting", "action": "log"}]}}
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "hi"}]
+    with gateway_factory(config(upstream.base_url, **feature)) as (url, gateway):
+        for _ in range(2):
+            resp = httpx.post(
+                f"{url}/v1/chat/completions",
+                json={"model": "f", "messages": messages},
+                headers=AUTH,
+            )
+            assert resp.status_code == 200, resp.text
+        assert gateway.runtime.guards["f"].clean_inputs is None
+    assert seen.count(SYSTEM_PROMPT) == 2

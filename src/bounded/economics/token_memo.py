@@ -9,16 +9,17 @@ text up by content costs about 5 µs (hashing it once), so each repeated text is
     count = remembered(counter)      # the same Callable[[str], int], remembering
     count(system_prompt)             # counted the first time, looked up after
 
-The memo holds at most ``MAX_CHARS`` characters of text (about 2 MB for ASCII) and
-``MAX_TEXTS`` texts; past either it forgets the oldest first. Only text that is likely to
-come back should go through it: ``messages_tokens`` sends every message but the last (the new
-one) and ``count_tools`` every tool definition.
+The memo (:class:`bounded.text_memo.TextMemo`) holds at most ``MAX_CHARS`` characters of text
+(about 2 MB for ASCII) and ``MAX_TEXTS`` texts; past either it forgets the oldest first. Only
+text that is likely to come back should go through it: ``messages_tokens`` sends every
+message but the last (the new one) and ``count_tools`` every tool definition.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+
+from bounded.text_memo import TextMemo
 
 Counter = Callable[[str], int]
 
@@ -29,44 +30,27 @@ MAX_TEXTS = 20_000
 class CountMemo:
     """``count`` with the counts of texts it has seen, by content (thread-safe)."""
 
-    __slots__ = ("_chars", "_count", "_counts", "_lock", "max_chars", "max_texts")
+    __slots__ = ("_count", "_memo")
 
     def __init__(self, count: Counter, max_chars: int = MAX_CHARS, max_texts: int = MAX_TEXTS):
         self._count = count
-        self._counts: dict[str, int] = {}
-        self._chars = 0
-        self._lock = threading.Lock()
-        self.max_chars = max_chars
-        self.max_texts = max_texts
+        self._memo: TextMemo[int] = TextMemo(max_chars, max_texts)
 
     def __call__(self, text: str) -> int:
-        found = self._counts.get(text)
+        found = self._memo.get(text)
         if found is not None:
             return found
         counted = self._count(text)
-        if len(text) <= self.max_chars // 4:  # one huge text must not flush all the others
-            with self._lock:
-                if text not in self._counts:
-                    self._counts[text] = counted
-                    self._chars += len(text)
-                    self._forget_oldest()
+        self._memo.put(text, counted)
         return counted
-
-    def _forget_oldest(self) -> None:
-        # A dict keeps insertion order: the first key is the oldest.
-        counts = self._counts
-        while counts and (self._chars > self.max_chars or len(counts) > self.max_texts):
-            oldest = next(iter(counts))
-            del counts[oldest]
-            self._chars -= len(oldest)
 
     @property
     def chars(self) -> int:
         """Characters of text held now."""
-        return self._chars
+        return self._memo.chars
 
     def __len__(self) -> int:
-        return len(self._counts)
+        return len(self._memo)
 
 
 _memos: dict[Counter, CountMemo] = {}

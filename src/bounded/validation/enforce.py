@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bounded.errors import BoundedError
+from bounded.text_memo import TextMemo
 from bounded.validation.config import GuardSpec, ToolsConfig
 from bounded.validation.guards import registry
 from bounded.validation.guards.base import Detector, Finding, ScanContext
@@ -170,6 +171,10 @@ class FeatureGuards:
     max_repairs: int = 0
     cascade: bool = False
     groundedness: GuardSpec | None = None  # scored by the validate stage, not as a guard
+    # Client texts the input guards found nothing in, by content (a system prompt, a chat's
+    # history, sent again with every request): scanned once. Only when every input guard is
+    # built in, whose verdict depends on the text alone; None otherwise.
+    clean_inputs: TextMemo[bool] | None = field(default=None, compare=False)
 
     @property
     def empty(self) -> bool:
@@ -201,4 +206,13 @@ class FeatureGuards:
             output.max_repairs if output else 0,
             cascade,
             next((s for s in policy.output if s.kind == "groundedness"), None),
+            _clean_memo(policy.input),
         )
+
+
+def _clean_memo(specs: tuple[GuardSpec, ...]) -> TextMemo[bool] | None:
+    """A memo of clean texts, if every guard is a built-in one (a kind registered by the
+    user may keep state or call out, so its verdicts are not remembered)."""
+    if not specs or any(not registry.is_builtin(spec.kind) for spec in specs):
+        return None
+    return TextMemo()

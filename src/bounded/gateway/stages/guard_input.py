@@ -45,11 +45,11 @@ class InputGuards:
         offset = len(call.upstream["messages"]) - len(call.body["messages"])
         messages = list(call.upstream["messages"])
         context = ScanContext("input", guards.risk_tier)
-        size = sum(len(t) for _, _, t in _texts(messages[offset:]))
-        if size > _INLINE_CHARS:
-            await asyncio.to_thread(_guard_messages, call, guards, messages, offset, context)
+        texts = _to_scan(_texts(messages[offset:]), guards)
+        if sum(len(t) for _, _, t in texts) > _INLINE_CHARS:
+            await asyncio.to_thread(_guard_messages, call, guards, messages, offset, texts, context)
         else:
-            _guard_messages(call, guards, messages, offset, context)
+            _guard_messages(call, guards, messages, offset, texts, context)
         call.upstream["messages"] = messages
         reply = await next(call)
         if guards.input.restores and vault:
@@ -57,16 +57,31 @@ class InputGuards:
         return reply
 
 
+def _to_scan(texts: list[_Text], guards: FeatureGuards) -> list[_Text]:
+    """All but the texts of earlier messages found clean before (a system prompt, a chat's
+    history): the last message is the new one and is always scanned."""
+    clean = guards.clean_inputs
+    if clean is None or not texts:
+        return texts
+    last = texts[-1][0]
+    return [t for t in texts if t[0] == last or t[2] not in clean]
+
+
 def _guard_messages(
     call: Call,
     guards: FeatureGuards,
     messages: list[Json],
     offset: int,
+    texts: list[_Text],
     context: ScanContext,
 ) -> None:
-    for index, part, text in _texts(messages[offset:]):
+    clean = guards.clean_inputs
+    last = texts[-1][0] if texts else -1
+    for index, part, text in texts:
         outcome = guards.input.run(text, context, call.vault)
         if not outcome.hits:
+            if clean is not None and index != last:
+                clean.put(text, True)
             continue
         call.guard_hits += [("input", hit) for hit in outcome.hits]
         call.flags.append("input_" + ("blocked" if outcome.blocked else "flagged"))
@@ -81,9 +96,12 @@ def _guard_messages(
             _replace(messages, offset + index, part, outcome.text)
 
 
-def _texts(messages: list[Json]) -> list[tuple[int, int | None, str]]:
+_Text = tuple[int, int | None, str]  # message index, part index or None, text
+
+
+def _texts(messages: list[Json]) -> list[_Text]:
     """(message index, part index or None, text) of every text the client sent."""
-    found: list[tuple[int, int | None, str]] = []
+    found: list[_Text] = []
     for i, message in enumerate(messages):
         content = message.get("content")
         if isinstance(content, str):

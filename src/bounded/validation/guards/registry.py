@@ -26,11 +26,18 @@ BUILTIN: dict[str, str] = {
 
 _lock = threading.Lock()
 _registered: dict[str, DetectorFactory] = {}
+# The built-in factories once imported, to tell them from a user's under the same name.
+_builtin_factories: dict[str, DetectorFactory] = {}
 
 
 def register(kind: str, factory: DetectorFactory) -> None:
     with _lock:
         _registered[kind] = factory
+
+
+def is_builtin(kind: str) -> bool:
+    """Is ``kind`` one of bounded's own guards (and not replaced by a registered one)?"""
+    return kind in BUILTIN and _registered.get(kind) in (None, _builtin_factories.get(kind))
 
 
 def kinds() -> list[str]:
@@ -46,6 +53,7 @@ def factory_for(kind: str) -> DetectorFactory:
         raise GuardConfigError(f"unknown guard kind {kind!r}; known kinds: {', '.join(kinds())}")
     module_name, _, name = target.partition(":")
     factory: DetectorFactory = getattr(importlib.import_module(module_name), name)
+    _builtin_factories[kind] = factory
     register(kind, factory)
     return factory
 
