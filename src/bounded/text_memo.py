@@ -15,6 +15,7 @@ lock, additions do.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -58,3 +59,7 @@ class TextMemo(Generic[V]):
 
     def __contains__(self, text: str) -> bool:
         return text in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        """The texts held now, oldest first (a copy: safe while others add)."""
+        return iter(list(self._values))

@@ -219,20 +219,25 @@ def test_an_injected_chunk_is_dropped_before_the_model_sees_it(
     data["collections"] = {
         "kb": {"sources": [{"kind": "folder", "path": str(docs)}], "embedding": "none"}
     }
-    with gateway_factory(data) as (url, _):
+    with gateway_factory(data) as (url, gateway):
         sync = httpx.post(f"{url}/v1/collections/kb/sync", headers=AUTH, timeout=120)
         assert sync.status_code == 200, sync.text
-        resp = httpx.post(
-            f"{url}/v1/chat/completions",
-            json={"model": "f", "messages": [{"role": "user", "content": "refunds policy"}]},
-            headers=AUTH,
-        )
-    assert resp.status_code == 200, resp.text
-    seen = last_user(upstream.received[0].body)
-    assert "five business days" in seen
-    assert "attacker@example.com" not in seen
-    cited = [c["doc_id"] for c in resp.json()["bounded"]["citations"]]
-    assert len(cited) == 1 and cited[0].endswith("refunds.md")
+        # Twice: the clean chunk's verdict is remembered, the injected one is judged again.
+        for attempt in range(2):
+            resp = httpx.post(
+                f"{url}/v1/chat/completions",
+                json={"model": "f", "messages": [{"role": "user", "content": "refunds policy"}]},
+                headers=AUTH,
+            )
+            assert resp.status_code == 200, resp.text
+            seen = last_user(upstream.received[attempt].body)
+            assert "five business days" in seen
+            assert "attacker@example.com" not in seen
+            cited = [c["doc_id"] for c in resp.json()["bounded"]["citations"]]
+            assert len(cited) == 1 and cited[0].endswith("refunds.md")
+        remembered = gateway.runtime.guards["f"].clean_retrieved
+        assert remembered is not None and len(remembered) == 1
+        assert not any("attacker@example.com" in text for text in remembered)
 
 
 def test_the_guards_service_reports_without_values(gateway_factory: Any) -> None:

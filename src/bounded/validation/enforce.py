@@ -175,6 +175,9 @@ class FeatureGuards:
     # history, sent again with every request): scanned once. Only when every input guard is
     # built in, whose verdict depends on the text alone; None otherwise.
     clean_inputs: TextMemo[bool] | None = field(default=None, compare=False)
+    # Retrieved chunks the retrieved guards found nothing in: a collection's chunks come
+    # back for many requests, and their text only changes with a re-sync (a new text).
+    clean_retrieved: TextMemo[bool] | None = field(default=None, compare=False)
 
     @property
     def empty(self) -> bool:
@@ -207,6 +210,7 @@ class FeatureGuards:
             cascade,
             next((s for s in policy.output if s.kind == "groundedness"), None),
             _clean_memo(policy.input),
+            _clean_memo(policy.retrieved),
         )
 
 

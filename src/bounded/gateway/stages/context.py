@@ -79,10 +79,16 @@ def _screen(call: Call, guards: FeatureGuards) -> Screen:
     from bounded.validation.guards.redact import Vault
 
     context = ScanContext("retrieved", guards.risk_tier)
+    clean = guards.clean_retrieved
 
     def screen(hit: Hit) -> Hit | None:
-        outcome = guards.retrieved.run(hit.chunk.text, context, Vault())
+        text = hit.chunk.text
+        if clean is not None and text in clean:
+            return hit  # found clean before: the same text gets the same verdict
+        outcome = guards.retrieved.run(text, context, Vault())
         if not outcome.hits:
+            if clean is not None:
+                clean.put(text, True)
             return hit
         call.guard_hits += [("retrieved", h) for h in outcome.hits]
         if outcome.blocked is not None:
@@ -93,7 +99,7 @@ def _screen(call: Call, guards: FeatureGuards) -> Screen:
         if outcome.dropped:
             call.flags.append("retrieved_dropped")
             return None
-        if outcome.text != hit.chunk.text:
+        if outcome.text != text:
             return replace(hit, chunk=replace(hit.chunk, text=outcome.text))
         return hit
 
