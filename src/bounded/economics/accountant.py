@@ -91,17 +91,17 @@ class _Bucket:
     level: float
     updated: float
     per_s: float = 0.0  # refill rate
-    # Its header lines' fixed parts: "x-ratelimit-limit-<unit>: <limit>\r\n" and the names.
-    limit_line: str = ""
-    remaining_name: str = ""
-    reset_name: str = ""
+    # Its header lines' fixed parts, made once: the limit's whole line and the remaining
+    # one's name ("x-ratelimit-limit-<unit>: <limit>\r\nx-ratelimit-remaining-<unit>: "),
+    # then the reset's name ("\r\nx-ratelimit-reset-<unit>: ").
+    lead: str = ""
+    reset_prefix: str = ""
 
     def __post_init__(self) -> None:
         self.per_s = self.limit / 60.0
         limit_name, remaining_name, reset_name = _HEADER_NAMES[self.unit]
-        self.limit_line = f"{limit_name}: {self.limit}\r\n"
-        self.remaining_name = f"{remaining_name}: "
-        self.reset_name = f"\r\n{reset_name}: "
+        self.lead = f"{limit_name}: {self.limit}\r\n{remaining_name}: "
+        self.reset_prefix = f"\r\n{reset_name}: "
 
     def wait_for(self, amount: float) -> float:
         return max(0.0, (amount - self.level) / self.per_s)
@@ -234,9 +234,7 @@ def _header_lines(takes: list[tuple[_Bucket, float]]) -> str:
         level = bucket.level
         remaining = str(int(level)) if level > 0 else "0"  # int() floors it
         reset = reset_duration((bucket.limit - level) / bucket.per_s)
-        lines += (
-            f"{bucket.limit_line}{bucket.remaining_name}{remaining}{bucket.reset_name}{reset}\r\n"
-        )
+        lines += f"{bucket.lead}{remaining}{bucket.reset_prefix}{reset}\r\n"
     return lines
 
 
