@@ -242,6 +242,12 @@ async def test_a_rate_limit_is_one_bucket_across_workers(server: BoundedServer) 
     assert RPM <= len(ok) <= RPM + int(elapsed * RPM / 60), (len(ok), elapsed)
     refused = [r.json()["error"]["code"] for r in responses if r.status_code == 429]
     assert refused == ["rate_limit_exceeded"] * (len(responses) - len(ok))
+    # The owner's x-ratelimit-* reach the client through either worker, as one bucket's.
+    for r in ok:
+        assert r.headers["x-ratelimit-limit-requests"] == str(RPM)
+        assert 0 <= int(r.headers["x-ratelimit-remaining-requests"]) < RPM
+        assert r.headers["x-ratelimit-reset-requests"].endswith("s")
+    assert min(int(r.headers["x-ratelimit-remaining-requests"]) for r in ok) == 0
 
 
 async def test_a_key_revoked_with_the_cli_is_refused_by_every_worker(
