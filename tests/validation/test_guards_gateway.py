@@ -359,6 +359,15 @@ def test_groundedness_scores_the_answer_against_its_sources(
         assert row["groundedness"] < 0.5 and row["validation"] == "failed"
 
 
+def chat(url: str, messages: list[dict[str, str]]) -> httpx.Response:
+    """One chat request to feature ``f``, which must answer 200."""
+    resp = httpx.post(
+        f"{url}/v1/chat/completions", json={"model": "f", "messages": messages}, headers=AUTH
+    )
+    assert resp.status_code == 200, resp.text
+    return resp
+
+
 SYSTEM_PROMPT = "You are the returns desk of a shoe shop. Answer in two short sentences. " * 40
 
 
@@ -374,12 +383,7 @@ def test_a_clean_system_prompt_is_scanned_once_and_pii_in_history_is_still_redac
     ]
     with gateway_factory(config(upstream.base_url, **REDACT)) as (url, gateway):
         for turn in range(3):
-            resp = httpx.post(
-                f"{url}/v1/chat/completions",
-                json={"model": "f", "messages": history},
-                headers=AUTH,
-            )
-            assert resp.status_code == 200, resp.text
+            chat(url, history)
             sent = upstream.received[-1].body["messages"]
             assert sent[0]["content"] == SYSTEM_PROMPT
             # The email in the first user message is redacted on every turn, as history too.
@@ -413,11 +417,6 @@ def test_a_guard_the_user_registered_is_asked_about_every_text_every_time(
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "hi"}]
     with gateway_factory(config(upstream.base_url, **feature)) as (url, gateway):
         for _ in range(2):
-            resp = httpx.post(
-                f"{url}/v1/chat/completions",
-                json={"model": "f", "messages": messages},
-                headers=AUTH,
-            )
-            assert resp.status_code == 200, resp.text
+            chat(url, messages)
         assert gateway.runtime.guards["f"].clean_inputs is None
     assert seen.count(SYSTEM_PROMPT) == 2

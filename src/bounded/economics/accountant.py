@@ -35,21 +35,18 @@ class Hold:
     budgets: list[tuple[str, Decimal]] = field(default_factory=list)
     token_buckets: list[tuple[str, int]] = field(default_factory=list)
     alerts: list[BudgetRule] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
     # The most the request may cost, as reserved: settling above it is an overrun.
     reserved_cost: Decimal = Decimal(0)
-    # The x-ratelimit-* headers as HTTP header lines ("name: value\r\n" each), from the
-    # accountants that write them so. Made only of header names, digits and duration units,
-    # they need no check: a JSON answer sends them as they are (six headers, written and
-    # checked one by one, cost a third of all economics added to a request).
+    # The x-ratelimit-* headers as HTTP header lines ("name: value\r\n" each). Made only of
+    # header names, digits and duration units, they need no check: a JSON answer sends them
+    # as they are (six headers, written and checked one by one, cost a third of all that
+    # economics added to a request).
     header_lines: str = ""
 
-    def all_headers(self) -> dict[str, str]:
-        """``headers`` and ``header_lines`` together, as one dict."""
-        if not self.header_lines:
-            return self.headers
-        return {**self.headers, **lines_to_headers(self.header_lines)}
+    def headers(self) -> dict[str, str]:
+        """The x-ratelimit-* headers as a dict (for streams, errors, other servers)."""
+        return lines_to_headers(self.header_lines) if self.header_lines else {}
 
 
 class Accountant(Protocol):
@@ -160,7 +157,7 @@ class MemoryAccountant:
                 token_buckets.append((bucket.name, int(amount)))
         # One rate limit (the usual case) has one bucket of each unit: its own headers.
         lines = _tightest_lines(takes) if len(rates) > 1 else _header_lines(takes)
-        return Hold(taken, token_buckets, alerts, {}, header_lines=lines)
+        return Hold(taken, token_buckets, alerts, header_lines=lines)
 
     def _check(
         self, name: str, scope: str, unit: str, limit: int, amount: float, now: float
@@ -236,6 +233,11 @@ def _header_lines(takes: list[tuple[_Bucket, float]]) -> str:
         reset = reset_duration((bucket.limit - level) / bucket.per_s)
         lines += f"{bucket.lead}{remaining}{bucket.reset_prefix}{reset}\r\n"
     return lines
+
+
+def headers_to_lines(headers: dict[str, str]) -> str:
+    """Headers as header lines, "name: value\r\n" each (values bounded wrote itself)."""
+    return "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
 
 
 def lines_to_headers(lines: str) -> dict[str, str]:

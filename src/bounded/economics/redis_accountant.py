@@ -53,7 +53,13 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from bounded.economics.accountant import Hold, budget_refusal, rate_refusal, ratelimit_headers
+from bounded.economics.accountant import (
+    Hold,
+    budget_refusal,
+    headers_to_lines,
+    rate_refusal,
+    ratelimit_headers,
+)
 from bounded.economics.ledger import E10, to_e10
 from bounded.economics.periods import window
 from bounded.economics.redis_scripts import RESERVE, SEED, SETTLE, WINDOW_GRACE_S
@@ -175,7 +181,7 @@ class RedisAccountant:
             budgets=[(w.key, cost) for w in windows],
             token_buckets=[(t.key, t.amount) for t in takes if t.unit == "tokens"],
             alerts=[w.rule for w, flag in zip(windows, flags, strict=True) if flag == "1"],
-            headers=_headers(takes, levels),
+            header_lines=headers_to_lines(_headers(takes, levels)),
             hold_id=hold_id if windows else "",
             budget_keys=tuple(w.key for w in windows),
             token_reserved=tuple((t.key, t.limit, t.amount) for t in takes if t.unit == "tokens"),

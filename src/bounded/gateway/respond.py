@@ -63,9 +63,8 @@ def headers_for(call: Call, lines: bool = True) -> dict[str, str]:
         headers["x-bounded-attempts"] = str(trace.attempts)
         if trace.deployment:
             headers["x-bounded-route"] = trace.deployment
-    hold = call.hold
-    if hold is not None:
-        headers.update(hold.all_headers() if lines else hold.headers)
+    if lines and call.hold is not None:
+        headers.update(call.hold.headers())
     headers.update(call.headers)
     return headers
 

@@ -36,7 +36,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
-from bounded.economics.accountant import lines_to_headers
+from bounded.economics.accountant import headers_to_lines, lines_to_headers
 
 EXTENSION = "bounded.whole_response"
 JSON = "application/json"
@@ -70,7 +70,7 @@ class JsonAnswer:
         extensions = scope.get("extensions")
         status = self.status_code
         if extensions and EXTENSION in extensions and status >= 200 and status not in (204, 304):
-            head = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+            head = headers_to_lines(headers)
             await send(
                 {
                     "type": EXTENSION,
